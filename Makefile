@@ -1,0 +1,55 @@
+# Everything runs inside .venv, created and filled from the pinned
+# requirements.txt on first use.  `make book` and `make test` are all a new
+# machine needs (Python 3.11+).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install book test test-unit test-notebooks execute bench lab clean
+
+help:
+	@echo "make book      build the HTML book into _build/html (from stored outputs)"
+	@echo "make test      run every test: unit tests, then every notebook under nbval"
+	@echo "make execute   re-run every notebook in place in a fresh kernel"
+	@echo "make bench     time the tutorial's code against the book's (prints ratios)"
+	@echo "make lab       open the chapters in JupyterLab"
+	@echo "make clean     remove the build output (keeps .venv)"
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "Open _build/html/index.html"
+
+test: test-unit test-notebooks
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+# --current-env: run the notebooks with this environment's Python, whatever
+# kernels are installed elsewhere on the machine.
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest --nbval --current-env --nbval-sanitize-with tests/nbval_sanitize.cfg chapters/
+
+execute: $(STAMP)
+	$(BIN)/python tools/execute_notebooks.py chapters/*.ipynb
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_cv.py
+
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet jupyterlab==4.6.6
+	$(BIN)/jupyter lab chapters/
+
+clean:
+	rm -rf _build

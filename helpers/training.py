@@ -1,0 +1,275 @@
+"""The book's fast training path.
+
+``model.fit(X, y, epochs=300, batch_size=16)`` spends almost all of its time on
+the machinery around the arithmetic: for each of the 300 epochs Keras sets up
+a data iterator, runs callbacks and dispatches every one of the ~3,500 steps
+from Python.  The networks here are tiny, so that overhead is ~95% of the time.
+
+:func:`fit_compiled` trains the *same* compiled Keras model with the *same*
+``train_step`` (forward pass with dropout active, loss, gradients, optimizer
+update, max-norm constraints, metric updates), over the same schedule of
+batches: a fresh shuffle of the training rows every epoch, batches of
+``batch_size`` with the last, partial batch of each epoch kept.  What changes
+is the driver: the whole run, all epochs and steps, is one TensorFlow graph
+(a ``tf.function`` holding two nested ``while`` loops), so Python is entered
+once per fit instead of once per step.  The appendix "Why the book's code is
+fast" measures the difference.
+
+The graph is deliberately not XLA-compiled (``jit_compile=False``): on this
+book's CPU machine XLA made the no-dropout baseline's training loop faster but
+took about a second to compile per fit, and ran models with Dropout layers
+about five times slower than the plain graph (its CPU random-number kernels
+are slow), so it lost overall.
+
+:class:`FastKerasClassifier` puts that driver behind SciKeras'
+``KerasClassifier`` interface, so chapters keep the tutorial's scikit-learn
+workflow (a ``Pipeline`` with a ``StandardScaler`` and the classifier).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import keras
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from helpers.compat import KerasClassifier
+from helpers.validation import check_int, check_seed
+
+__all__ = ["fit_compiled", "epoch_orders", "FastKerasClassifier", "make_classifier"]
+
+
+def epoch_orders(n_samples: int, epochs: int, seed: int | None) -> np.ndarray:
+    """The order in which each epoch visits the training rows.
+
+    Returns an ``(epochs, n_samples)`` array whose row ``e`` is a fresh random
+    permutation of ``range(n_samples)``, drawn from NumPy's generator seeded
+    with ``seed`` (fresh entropy when ``seed`` is None).
+    """
+    n_samples = check_int("n_samples", n_samples, minimum=1)
+    epochs = check_int("epochs", epochs, minimum=1)
+    if seed is not None:
+        seed = check_seed("seed", seed)
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(n_samples) for _ in range(epochs)]).astype(np.int32)
+
+
+class _DropDriverRetracingWarning(logging.Filter):
+    """Keep TensorFlow's "triggered tf.function retracing" warning about our driver quiet.
+
+    Every fit builds a new model and so, by design, traces a new driver; the
+    warning (meant for functions retraced by accident in a loop) would
+    otherwise appear in notebooks from the sixth fold on.  Warnings about any
+    other function still get through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "_make_driver" in message)
+
+
+logging.getLogger("tensorflow").addFilter(_DropDriverRetracingWarning())
+
+
+def _make_driver(model: keras.Model, n_samples: int, batch_size: int, names: list[str]):
+    import tensorflow as tf
+
+    n_full, remainder = divmod(n_samples, batch_size)
+
+    def step(x, y, index):
+        model.train_step((tf.gather(x, index), tf.gather(y, index)))
+
+    # One graph runs every epoch: full batches of `batch_size` in a while loop,
+    # then the epoch's last, partial batch of `remainder` rows.
+    @tf.function(jit_compile=False)
+    def run(x, y, orders):
+        epochs = tf.shape(orders)[0]
+        history = tuple(tf.TensorArray(tf.float32, size=epochs) for _ in names)
+
+        def one_epoch(e, history):
+            # fit() reports each epoch's running means from zero, as here.
+            for metric in model.metrics:
+                metric.reset_state()
+            order = orders[e]
+
+            def one_batch(b):
+                step(x, y, tf.slice(order, [b * batch_size], [batch_size]))
+                return (b + 1,)
+
+            tf.while_loop(lambda b: b < n_full, one_batch, (tf.constant(0),))
+            if remainder:
+                step(x, y, order[n_full * batch_size :])
+            logs = model.get_metrics_result()
+            history = tuple(
+                h.write(e, tf.cast(logs[name], tf.float32)) for h, name in zip(history, names)
+            )
+            return e + 1, history
+
+        _, history = tf.while_loop(lambda e, _: e < epochs, one_epoch, (tf.constant(0), history))
+        return tuple(h.stack() for h in history)
+
+    return run
+
+
+def fit_compiled(
+    model: keras.Model,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int | None = None,
+) -> dict[str, list[float]]:
+    """Train a compiled Keras model as ``model.fit(X, y, epochs, batch_size)`` does, fast.
+
+    Parameters
+    ----------
+    model
+        A compiled ``keras.Model``.
+    X, y
+        Training data; ``y`` as ``fit`` would take it.
+    epochs, batch_size
+        As in ``fit``: each epoch reshuffles the rows and the last, partial
+        batch is kept.
+    seed
+        Seeds the epoch shuffles (:func:`epoch_orders`).  Weight initialisation
+        and dropout masks follow Keras' own seeding
+        (``keras.utils.set_random_seed``).
+
+    Returns
+    -------
+    dict
+        One list per metric (``"loss"``, and ``"accuracy"`` for the book's
+        models) with one value per epoch, as in ``fit``'s ``History.history``.
+
+    Examples
+    --------
+    >>> from helpers.models import build_baseline
+    >>> model = build_baseline()
+    >>> X = np.random.default_rng(0).random((40, 60), dtype=np.float32)
+    >>> y = (X[:, 0] > 0.5).astype("float32")
+    >>> history = fit_compiled(model, X, y, epochs=3, batch_size=16, seed=0)
+    >>> len(history["loss"])
+    3
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "fit_compiled drives a TensorFlow graph; the Keras backend is "
+            f"{keras.backend.backend()!r}. Use model.fit on other backends."
+        )
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"X must be a non-empty 2-D array; got shape {X.shape}")
+    if len(y) != len(X):
+        raise ValueError(f"X and y must have the same number of rows; got {len(X)} and {len(y)}")
+    if not getattr(model, "compiled", False):
+        raise ValueError("fit_compiled needs a compiled model (call model.compile first)")
+
+    # Create the optimizer's and metrics' variables outside the compiled
+    # function, as fit() does before its first step.
+    model._symbolic_build(data_batch=(X[:batch_size], y[:batch_size]))
+    names = list(model.get_metrics_result())
+    orders = epoch_orders(len(X), epochs, seed)
+    run = _make_driver(model, len(X), min(batch_size, len(X)), names)
+    history = run(X, y, orders)
+    return {name: values.numpy().tolist() for name, values in zip(names, history)}
+
+
+class FastKerasClassifier(KerasClassifier):
+    """SciKeras ``KerasClassifier`` trained by :func:`fit_compiled`.
+
+    Takes the same arguments as ``scikeras.wrappers.KerasClassifier``.  With
+    an integer ``random_state`` one seed fixes the weight initialisation, the
+    dropout masks and the epoch shuffles, so a fit is reproducible.
+
+    Only what the book uses is supported: ``fit`` without sample weights or
+    warm starts, ``batch_size`` and ``epochs``; anything else routed to
+    ``fit`` raises rather than being ignored.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from helpers.models import build_baseline
+    >>> clf = make_pipeline(StandardScaler(), FastKerasClassifier(
+    ...     model=build_baseline, epochs=300, batch_size=16, verbose=0, random_state=7))
+    """
+
+    def _build_keras_model(self):
+        if self.random_state is not None:
+            keras.utils.set_random_seed(check_seed("random_state", self.random_state))
+        return super()._build_keras_model()
+
+    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
+        if sample_weight is not None:
+            raise ValueError("FastKerasClassifier does not support sample_weight")
+        if warm_start or initial_epoch:
+            raise ValueError("FastKerasClassifier does not support warm starts or partial_fit")
+        if kwargs:
+            raise TypeError(f"FastKerasClassifier.fit got unsupported arguments {sorted(kwargs)}")
+        batch_size = self.batch_size if self.batch_size is not None else 32
+        seed = None if self.random_state is None else check_seed("random_state", self.random_state)
+        history = fit_compiled(self.model_, X, y, epochs=epochs, batch_size=batch_size, seed=seed)
+        self.history_ = defaultdict(list, history)
+        return self
+
+    def _predict_raw(self, X, **kwargs):
+        # model.predict() traces a new predict function for every fitted model
+        # (so once per fold, with a retracing warning from the sixth) and
+        # splits X into batches; for a few hundred rows one direct call in
+        # inference mode computes the same probabilities, faster and quietly.
+        if kwargs:
+            raise TypeError(f"FastKerasClassifier.predict got unsupported arguments {sorted(kwargs)}")
+        if not self.initialized_:
+            raise NotFittedError("FastKerasClassifier must be fitted before predicting")
+        X, _ = self._validate_data(X=X, y=None)
+        X = self.feature_encoder_.transform(X)
+        return keras.ops.convert_to_numpy(self.model_(X, training=False))
+
+
+def make_classifier(build_fn, *, epochs: int = 300, batch_size: int = 16, **model_params):
+    """The tutorial's pipeline: ``StandardScaler``, then the Keras model, trained fast.
+
+    Parameters
+    ----------
+    build_fn
+        A model builder such as :func:`helpers.models.build_baseline`.
+    epochs, batch_size
+        Training length and batch size (the tutorial's 300 and 16 by default).
+    **model_params
+        Passed to ``build_fn`` (through SciKeras' ``model__`` routing), for
+        example ``input_dropout=0.3``.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``"scale"`` and ``"model"``.  The scaler is fitted on the
+        training rows of each fold only, because it sits inside the pipeline.
+
+    Examples
+    --------
+    >>> from helpers.models import build_hidden_dropout
+    >>> pipeline = make_classifier(build_hidden_dropout, hidden_dropout=0.3)
+    >>> pipeline.get_params()["model__model__hidden_dropout"]
+    0.3
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not callable(build_fn):
+        raise TypeError(f"build_fn must be a model-building function; got {build_fn!r}")
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    classifier = FastKerasClassifier(
+        model=build_fn,
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=0,
+        **{f"model__{key}": value for key, value in model_params.items()},
+    )
+    return Pipeline([("scale", StandardScaler()), ("model", classifier)])
