@@ -36,10 +36,10 @@ test: test-unit test-notebooks
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
-# --current-env: run the notebooks with this environment's Python, whatever
+# --nbval-current-env: run the notebooks with this environment's Python, whatever
 # kernels are installed elsewhere on the machine.
 test-notebooks: $(STAMP)
-	$(BIN)/python -m pytest --nbval --current-env --nbval-sanitize-with tests/nbval_sanitize.cfg chapters/
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg chapters/
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py chapters/*.ipynb
@@ -48,7 +48,6 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cv.py
 
 lab: $(STAMP)
-	$(BIN)/python -m pip install --quiet jupyterlab==4.6.6
 	$(BIN)/jupyter lab chapters/
 
 clean:

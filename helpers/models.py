@@ -23,6 +23,7 @@ __all__ = [
     "build_baseline",
     "build_visible_dropout",
     "build_hidden_dropout",
+    "describe_model",
 ]
 
 N_FEATURES = 60
@@ -195,3 +196,48 @@ def build_hidden_dropout(
         learning_rate=learning_rate,
         momentum=momentum,
     )
+
+
+def describe_model(model: keras.Model) -> dict:
+    """What defines one of the book's networks, as plain Python values.
+
+    Two models with equal descriptions have the same layers in the same order
+    (type, width, activation, dropout rate, max-norm limit), the same loss and
+    metrics, and the same optimizer settings.  The tests use it to hold each
+    chapter's written-out model and its builder in :mod:`helpers.models`
+    together.
+
+    Examples
+    --------
+    >>> describe_model(build_baseline())["layers"][0]
+    ('Dense', 60, 'relu', None)
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model; got {type(model).__name__}")
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layers.append(("Dropout", float(layer.rate)))
+        elif isinstance(layer, keras.layers.Dense):
+            constraint = layer.kernel_constraint
+            limit = None
+            if isinstance(constraint, keras.constraints.MaxNorm):
+                limit = float(constraint.max_value)
+            elif constraint is not None:
+                limit = repr(constraint)
+            layers.append(("Dense", int(layer.units), layer.activation.__name__, limit))
+        else:
+            layers.append((type(layer).__name__,))
+    optimizer = model.optimizer
+    optimizer_config = None
+    if optimizer is not None:
+        config = optimizer.get_config()
+        keep = ("learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "epsilon")
+        optimizer_config = {"class": type(optimizer).__name__}
+        optimizer_config.update({k: config[k] for k in keep if k in config})
+    return {
+        "input_shape": tuple(model.inputs[0].shape[1:]) if model.inputs else None,
+        "layers": layers,
+        "loss": getattr(model, "loss", None),
+        "optimizer": optimizer_config,
+    }
