@@ -29,8 +29,9 @@ workflow (a ``Pipeline`` with a ``StandardScaler`` and the classifier).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 import keras
 import numpy as np
@@ -114,6 +115,71 @@ def _make_driver(model: keras.Model, n_samples: int, batch_size: int, names: lis
     return run
 
 
+# Tracing a driver costs more than a 300-epoch run of it, and TensorFlow never
+# frees a traced while-loop graph (about 9 MB per fit, enough to make joblib's
+# workers restart themselves every few dozen folds).  So each process keeps one
+# driver per network *structure* (layers, optimizer, loss, metrics, data
+# size), traced once on a private template model.  Fitting another model of
+# the same structure copies its state (weights, optimizer slots, dropout seed
+# states) into the template, runs the driver, and copies the trained state
+# back: the same computation, as tests/test_training.py checks bit for bit.
+_DRIVERS: OrderedDict = OrderedDict()
+_MAX_DRIVERS = 16
+
+
+def _without_names(config):
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, list):
+        return [_without_names(v) for v in config]
+    return config
+
+
+def _structure_key(model: keras.Model, n_samples: int, batch_size: int, names: list[str]):
+    try:
+        structure = [
+            type(model).__name__,
+            _without_names(model.get_config()),
+            _without_names(model.get_compile_config()),
+            n_samples,
+            batch_size,
+            names,
+        ]
+        return json.dumps(structure, sort_keys=True)
+    except (NotImplementedError, TypeError, ValueError):
+        return None  # not serialisable: trace a driver for this model alone
+
+
+def _state(model: keras.Model) -> list:
+    return [*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables]
+
+
+def _copy_state(source: keras.Model, target: keras.Model) -> None:
+    source_state, target_state = _state(source), _state(target)
+    if [tuple(v.shape) for v in source_state] != [tuple(v.shape) for v in target_state]:
+        raise RuntimeError("cached training driver does not match the model's variables")
+    for src, dst in zip(source_state, target_state):
+        dst.assign(src)
+
+
+def _driver_for(model: keras.Model, X: np.ndarray, y: np.ndarray, batch_size: int, names: list[str]):
+    """Return ``(template, driver)``: a cached driver and the model it trains."""
+    n_samples = len(X)
+    key = _structure_key(model, n_samples, batch_size, names)
+    if key is None:
+        return model, _make_driver(model, n_samples, batch_size, names)
+    if key in _DRIVERS:
+        _DRIVERS.move_to_end(key)
+        return _DRIVERS[key]
+    template = keras.models.clone_model(model)
+    template.compile_from_config(model.get_compile_config())
+    template._symbolic_build(data_batch=(X[:batch_size], y[:batch_size]))
+    _DRIVERS[key] = (template, _make_driver(template, n_samples, batch_size, names))
+    while len(_DRIVERS) > _MAX_DRIVERS:
+        _DRIVERS.popitem(last=False)
+    return _DRIVERS[key]
+
+
 @contextlib.contextmanager
 def _graph_optimizer_off():
     """Run without TensorFlow's graph optimizer (Grappler), restoring its settings after.
@@ -194,12 +260,17 @@ def fit_compiled(
 
     # Create the optimizer's and metrics' variables outside the compiled
     # function, as fit() does before its first step.
+    batch_size = min(batch_size, len(X))
     model._symbolic_build(data_batch=(X[:batch_size], y[:batch_size]))
     names = list(model.get_metrics_result())
     orders = epoch_orders(len(X), epochs, seed)
-    run = _make_driver(model, len(X), min(batch_size, len(X)), names)
+    template, run = _driver_for(model, X, y, batch_size, names)
+    if template is not model:
+        _copy_state(model, template)
     with _graph_optimizer_off():
         history = run(X, y, orders)
+    if template is not model:
+        _copy_state(template, model)
     return {name: values.numpy().tolist() for name, values in zip(names, history)}
 
 
