@@ -14,6 +14,7 @@ import numbers
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 
 from helpers.validation import check_int, check_rate, check_real
 
@@ -100,6 +101,12 @@ def build_mlp(
     >>> [layer.__class__.__name__ for layer in model.layers]
     ['Dense', 'Dropout', 'Dense', 'Dropout', 'Dense']
     """
+    # A 1-D NumPy array (say, widths or rates from np.linspace) is a sequence
+    # in all but name.
+    if isinstance(hidden_units, np.ndarray) and hidden_units.ndim == 1:
+        hidden_units = hidden_units.tolist()
+    if isinstance(hidden_dropout, np.ndarray) and hidden_dropout.ndim == 1:
+        hidden_dropout = hidden_dropout.tolist()
     if isinstance(hidden_units, (str, bytes)) or not isinstance(hidden_units, Sequence):
         raise TypeError(f"hidden_units must be a sequence of layer widths; got {hidden_units!r}")
     if len(hidden_units) == 0:

@@ -151,7 +151,14 @@ def _structure_key(model: keras.Model, n_samples: int, batch_size: int, names: l
 
 
 def _state(model: keras.Model) -> list:
-    return [*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables]
+    # Metric variables travel too, so that the caller's model reports the last
+    # epoch's metrics after training, as it would after fit().
+    return [
+        *model.trainable_variables,
+        *model.non_trainable_variables,
+        *model.optimizer.variables,
+        *model.metrics_variables,
+    ]
 
 
 def _copy_state(source: keras.Model, target: keras.Model) -> None:
@@ -279,7 +286,9 @@ class FastKerasClassifier(KerasClassifier):
 
     Takes the same arguments as ``scikeras.wrappers.KerasClassifier``.  With
     an integer ``random_state`` one seed fixes the weight initialisation, the
-    dropout masks and the epoch shuffles, so a fit is reproducible.
+    dropout masks and the epoch shuffles, so a fit is reproducible.  It does
+    so through ``keras.utils.set_random_seed``, which also reseeds Python's
+    ``random``, NumPy's global generator and TensorFlow at every fit.
 
     On a Keras backend other than TensorFlow it trains with Keras' own
     ``fit`` instead (same schedule, slower).
@@ -302,7 +311,36 @@ class FastKerasClassifier(KerasClassifier):
             keras.utils.set_random_seed(check_seed("random_state", self.random_state))
         return super()._build_keras_model()
 
+    # fit() settings SciKeras accepts that the compiled driver does not
+    # implement, with the values that mean "not used".
+    _UNSUPPORTED_FIT_SETTINGS = {
+        "validation_split": lambda v: v in (None, 0, 0.0),
+        "validation_batch_size": lambda v: v is None,
+        "validation_steps": lambda v: v is None,
+        "validation_freq": lambda v: v in (None, 1),
+        "shuffle": lambda v: v is True,
+        "class_weight": lambda v: v is None,
+        "sample_weight": lambda v: v is None,
+        "initial_epoch": lambda v: v in (None, 0),
+        "callbacks": lambda v: v is None or (isinstance(v, (list, tuple, dict)) and not v),
+    }
+
+    def _check_fit_settings(self) -> None:
+        for key, value in self.get_params(deep=False).items():
+            name = key.removeprefix("fit__")
+            if key.startswith(("callbacks__", "fit__callbacks__")):
+                name, value = "callbacks", [value]
+            unused = self._UNSUPPORTED_FIT_SETTINGS.get(name)
+            if unused is not None and not unused(value):
+                raise ValueError(
+                    f"FastKerasClassifier does not support {key}={value!r}: it trains "
+                    "with helpers.fit_compiled, which implements only epochs, batch_size "
+                    "and shuffling. Use scikeras.wrappers.KerasClassifier (or "
+                    "helpers.KerasClassifier) for this setting."
+                )
+
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
+        self._check_fit_settings()
         if sample_weight is not None:
             raise ValueError("FastKerasClassifier does not support sample_weight")
         if warm_start or initial_epoch:

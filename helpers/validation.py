@@ -40,7 +40,10 @@ def check_real(
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__})")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite; got {value!r}, too large for a float") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite; got {value}")
     if minimum is not None:

@@ -1,0 +1,481 @@
+"""Tests for helpers.training: the fast training path and its SciKeras wrapper.
+
+The central claim of the module is that ``fit_compiled`` trains a compiled
+model exactly as Keras would over the same batches.  The equivalence tests
+check that claim against Keras itself: two models with identical initial
+weights, one trained by ``fit_compiled(seed=s)``, the other by Keras'
+``train_on_batch`` (and ``fit`` with ``shuffle=False``) over the batches that
+``epoch_orders(n, epochs, s)`` implies, must end with the same weights and
+report the same per-epoch loss and accuracy.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+import helpers
+from helpers.models import build_baseline, build_hidden_dropout, build_mlp
+from helpers.training import FastKerasClassifier, epoch_orders, fit_compiled, make_classifier
+
+N, EPOCHS, BATCH = 50, 3, 16  # 3 full batches of 16 and a partial batch of 2 per epoch
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, 60)).astype("float32")
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype("float32")
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def sonar_scaled():
+    data = helpers.load_sonar()
+    X = StandardScaler().fit_transform(data.X).astype("float32")
+    return X, data.y.astype("float32")
+
+
+def twin_models(builder, keras_seed=5, **kwargs):
+    """Two models built from the same Keras seed: identical weights and dropout seed state."""
+    keras.utils.set_random_seed(keras_seed)
+    a = builder(**kwargs)
+    keras.utils.set_random_seed(keras_seed)
+    b = builder(**kwargs)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    return a, b
+
+
+def batches(order, batch_size):
+    """Full batches of ``batch_size`` then the partial last batch, as fit() makes them."""
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def train_with_train_on_batch(model, X, y, orders, batch_size):
+    """Keras' own step-by-step training over the given epoch orders.
+
+    Returns the per-epoch means Keras' fit() would report: the loss tracker and
+    the accuracy metric are means over samples, so each batch counts with its
+    size.  (In Keras 3, train_on_batch resets the metrics before every call and
+    returns that batch's values alone; the reset at each epoch start is kept
+    so the reference does not depend on that detail.)
+    """
+    history = {"loss": [], "accuracy": []}
+    for order in orders:
+        model.reset_metrics()
+        sums = {"loss": 0.0, "accuracy": 0.0}
+        for index in batches(order, batch_size):
+            logs = model.train_on_batch(X[index], y[index], return_dict=True)
+            for key in sums:
+                sums[key] += float(logs[key]) * len(index)
+        for key in sums:
+            history[key].append(sums[key] / len(order))
+    return history
+
+
+def assert_same_weights(a, b):
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+
+
+def max_weight_difference(a, b):
+    return max(float(np.max(np.abs(wa - wb))) for wa, wb in zip(a.get_weights(), b.get_weights()))
+
+
+# --------------------------------------------------------------------------- epoch_orders
+
+
+def test_epoch_orders_shape_and_permutations():
+    orders = epoch_orders(50, 7, seed=3)
+    assert orders.shape == (7, 50)
+    assert orders.dtype == np.int32
+    for row in orders:
+        np.testing.assert_array_equal(np.sort(row), np.arange(50))
+    # Every epoch reshuffles: no two rows alike, and none left in the original order.
+    assert len({tuple(row) for row in orders}) == 7
+    assert not any(np.array_equal(row, np.arange(50)) for row in orders)
+
+
+def test_epoch_orders_seed_determinism():
+    np.testing.assert_array_equal(epoch_orders(30, 4, 11), epoch_orders(30, 4, 11))
+    assert not np.array_equal(epoch_orders(30, 4, 11), epoch_orders(30, 4, 12))
+    # Documented source: NumPy's default generator, one permutation per epoch.
+    rng = np.random.default_rng(11)
+    expected = np.stack([rng.permutation(30) for _ in range(4)])
+    np.testing.assert_array_equal(epoch_orders(30, 4, 11), expected)
+
+
+def test_epoch_orders_without_seed_still_permutes_and_varies():
+    a, b = epoch_orders(40, 2, None), epoch_orders(40, 2, None)
+    for row in np.concatenate([a, b]):
+        np.testing.assert_array_equal(np.sort(row), np.arange(40))
+    assert not np.array_equal(a, b)
+
+
+def test_epoch_orders_single_sample():
+    np.testing.assert_array_equal(epoch_orders(1, 3, 0), np.zeros((3, 1)))
+
+
+@pytest.mark.parametrize(
+    "args, error, argument",
+    [
+        ((0, 3, 0), ValueError, "n_samples"),
+        ((10, 0, 0), ValueError, "epochs"),
+        ((10, 3, -1), ValueError, "seed"),
+        ((10, 3, 2**32), ValueError, "seed"),
+        ((10.0, 3, 0), TypeError, "n_samples"),
+        ((10, 3.0, 0), TypeError, "epochs"),
+        ((10, 3, 1.5), TypeError, "seed"),
+        ((10, 3, True), TypeError, "seed"),
+    ],
+)
+def test_epoch_orders_validation(args, error, argument):
+    with pytest.raises(error, match=argument):
+        epoch_orders(*args)
+
+
+# --------------------------------------------------------------------------- fit_compiled
+
+
+def test_fit_compiled_history_has_one_value_per_epoch(toy):
+    X, y = toy
+    keras.utils.set_random_seed(0)
+    history = fit_compiled(build_baseline(), X, y, epochs=4, batch_size=BATCH, seed=0)
+    assert set(history) == {"loss", "accuracy"}
+    for values in history.values():
+        assert len(values) == 4
+        assert all(isinstance(v, float) and np.isfinite(v) for v in values)
+    assert all(0.0 <= a <= 1.0 for a in history["accuracy"])
+
+
+def test_fit_compiled_changes_the_weights(toy):
+    X, y = toy
+    keras.utils.set_random_seed(0)
+    model = build_baseline()
+    before = [w.copy() for w in model.get_weights()]
+    fit_compiled(model, X, y, epochs=1, batch_size=BATCH, seed=0)
+    assert all(not np.array_equal(b, a) for b, a in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize(
+    "builder, kwargs",
+    [
+        (build_baseline, {}),
+        # lr 0.1 and a limit of 0.5, below the ~1.0 norm of Glorot columns, so the
+        # constraint binds from the first step (checked below).
+        (build_mlp, {"max_norm": 0.5, "learning_rate": 0.1, "momentum": 0.9}),
+    ],
+    ids=["baseline", "max-norm"],
+)
+def test_fit_compiled_equals_keras_train_on_batch(toy, builder, kwargs):
+    X, y = toy
+    seed = 11
+    fast, reference = twin_models(builder, **kwargs)
+    initial = [w.copy() for w in fast.get_weights()]
+    history = fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=seed)
+    orders = epoch_orders(N, EPOCHS, seed)
+    assert [len(b) for b in batches(orders[0], BATCH)] == [16, 16, 16, 2]
+    expected = train_with_train_on_batch(reference, X, y, orders, BATCH)
+
+    assert_same_weights(fast, reference)
+    # Training did something (so agreeing is not trivial).
+    assert max(float(np.max(np.abs(w - w0))) for w, w0 in zip(fast.get_weights(), initial)) > 1e-3
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6)
+    # The optimizer took every step, partial batches included.
+    assert int(fast.optimizer.iterations.numpy()) == EPOCHS * 4
+    if "max_norm" in kwargs:
+        for layer in fast.layers[:-1]:
+            norms = np.linalg.norm(layer.kernel.numpy(), axis=0)
+            assert norms.max() <= 0.5 + 1e-5
+            assert norms.max() >= 0.5 - 1e-3, "the constraint should bind in this test"
+
+
+def test_fit_compiled_history_equals_keras_fit_epoch_logs(toy):
+    """Keras' own epoch figures: fit() one epoch at a time, on the rows in epoch_orders' order."""
+    X, y = toy
+    seed = 4
+    fast, reference = twin_models(build_mlp, max_norm=3.0, learning_rate=0.05)
+    history = fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=seed)
+    expected = {"loss": [], "accuracy": []}
+    for order in epoch_orders(N, EPOCHS, seed):
+        logs = reference.fit(X[order], y[order], epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
+        for key in expected:
+            expected[key].extend(logs.history[key])
+    assert_same_weights(fast, reference)
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6)
+
+
+def test_fit_compiled_with_dropout_equals_train_on_batch_with_same_keras_seed(toy):
+    # Keras 3 draws dropout masks from a seeded, stateful generator per layer, so
+    # two models built after the same set_random_seed draw the same masks step
+    # by step.  That makes even the dropout path exactly comparable: it shows
+    # fit_compiled runs the layers in training mode with Keras' own masks.
+    X, y = toy
+    fast, reference = twin_models(build_mlp, input_dropout=0.2, hidden_dropout=0.3, max_norm=3.0)
+    fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=2)
+    train_with_train_on_batch(reference, X, y, epoch_orders(N, EPOCHS, 2), BATCH)
+    assert_same_weights(fast, reference)
+
+
+def test_fit_compiled_with_dropout_is_deterministic_and_seed_dependent(toy):
+    X, y = toy
+    kwargs = {"input_dropout": 0.2, "hidden_dropout": 0.3, "max_norm": 3.0, "learning_rate": 0.1}
+    a, b = twin_models(build_mlp, **kwargs)
+    c, _ = twin_models(build_mlp, **kwargs)
+    fit_compiled(a, X, y, epochs=EPOCHS, batch_size=BATCH, seed=1)
+    fit_compiled(b, X, y, epochs=EPOCHS, batch_size=BATCH, seed=1)
+    fit_compiled(c, X, y, epochs=EPOCHS, batch_size=BATCH, seed=2)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert max_weight_difference(a, c) > 1e-4
+
+
+def test_fit_compiled_interleaved_models_keep_their_own_state(toy):
+    """Models of one structure may share a traced driver; none may see another's state.
+
+    A and B (same structure, different initial weights and dropout seeds) are fitted
+    A, B, A: A's second fit must continue from A's weights, momentum slots, step
+    count and dropout-generator state, exactly as Keras continuing A would.
+    """
+    X, y = toy
+    kwargs = {"hidden_dropout": 0.25, "max_norm": 2.0, "learning_rate": 0.05, "momentum": 0.9}
+    a, a_ref = twin_models(build_mlp, keras_seed=21, **kwargs)
+    b, b_ref = twin_models(build_mlp, keras_seed=22, **kwargs)
+    fit_compiled(a, X, y, epochs=1, batch_size=BATCH, seed=1)
+    fit_compiled(b, X, y, epochs=2, batch_size=BATCH, seed=2)
+    fit_compiled(a, X, y, epochs=1, batch_size=BATCH, seed=3)
+    train_with_train_on_batch(a_ref, X, y, epoch_orders(N, 1, 1), BATCH)
+    train_with_train_on_batch(a_ref, X, y, epoch_orders(N, 1, 3), BATCH)
+    train_with_train_on_batch(b_ref, X, y, epoch_orders(N, 2, 2), BATCH)
+    assert_same_weights(a, a_ref)
+    assert_same_weights(b, b_ref)
+    assert int(a.optimizer.iterations.numpy()) == 8
+    assert int(b.optimizer.iterations.numpy()) == 8
+    for va, vr in zip(a.optimizer.variables, a_ref.optimizer.variables, strict=True):
+        np.testing.assert_allclose(va.numpy(), vr.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_fit_compiled_batch_larger_than_data(toy):
+    X, y = toy
+    fast, reference = twin_models(build_baseline)
+    fit_compiled(fast, X[:10], y[:10], epochs=2, batch_size=BATCH, seed=0)
+    train_with_train_on_batch(reference, X[:10], y[:10], epoch_orders(10, 2, 0), BATCH)
+    assert_same_weights(fast, reference)
+
+
+def test_fit_compiled_dropout_model_learns_like_keras_fit(sonar_scaled):
+    """Statistical agreement with model.fit (its own shuffling): a short run on Sonar."""
+    X, y = sonar_scaled
+    ours, theirs, first_losses = [], [], []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        model = build_hidden_dropout()
+        history = fit_compiled(model, X, y, epochs=6, batch_size=16, seed=seed)
+        ours.append(model.evaluate(X, y, verbose=0)[1])
+        first_losses.append(history["loss"][0])
+        keras.utils.set_random_seed(seed)
+        model = build_hidden_dropout()
+        logs = model.fit(X, y, epochs=6, batch_size=16, verbose=0)
+        theirs.append(model.evaluate(X, y, verbose=0)[1])
+        first_losses.append(logs.history["loss"][0])
+    assert 0.85 <= np.mean(ours) <= 1.0, ours
+    assert 0.85 <= np.mean(theirs) <= 1.0, theirs
+    assert abs(np.mean(ours) - np.mean(theirs)) < 0.08, (ours, theirs)
+    assert max(first_losses) < 1.5 * min(first_losses), first_losses
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, argument",
+    [
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"epochs": 3.0}, TypeError, "epochs"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"seed": -1}, ValueError, "seed"),
+    ],
+)
+def test_fit_compiled_validates_arguments(toy, kwargs, error, argument):
+    X, y = toy
+    arguments = {"epochs": 2, "batch_size": 16, "seed": 0} | kwargs
+    with pytest.raises(error, match=argument):
+        fit_compiled(build_baseline(), X, y, **arguments)
+
+
+def test_fit_compiled_rejects_bad_data_and_uncompiled_models(toy):
+    X, y = toy
+    with pytest.raises(ValueError, match="same number of rows"):
+        fit_compiled(build_baseline(), X, y[:-1], epochs=1, batch_size=16)
+    with pytest.raises(ValueError, match="2-D"):
+        fit_compiled(build_baseline(), X[:, 0], y, epochs=1, batch_size=16)
+    with pytest.raises(ValueError, match="2-D"):
+        fit_compiled(build_baseline(), X[:0], y[:0], epochs=1, batch_size=16)
+    uncompiled = keras.Sequential([keras.Input((60,)), keras.layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(ValueError, match="compile"):
+        fit_compiled(uncompiled, X, y, epochs=1, batch_size=16)
+
+
+# --------------------------------------------------------------------------- FastKerasClassifier
+
+
+def fast_classifier(random_state, epochs=3, **kwargs):
+    return FastKerasClassifier(
+        model=build_hidden_dropout, epochs=epochs, batch_size=16, verbose=0,
+        random_state=random_state, **kwargs,
+    )
+
+
+def test_fast_classifier_same_random_state_same_predictions(sonar_scaled):
+    X, y = sonar_scaled
+    p1 = fast_classifier(3).fit(X, y).predict_proba(X)
+    p2 = fast_classifier(3).fit(X, y).predict_proba(X)
+    p3 = fast_classifier(4).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(p1, p2)
+    assert np.max(np.abs(p1 - p3)) > 1e-4
+    assert p1.shape == (len(X), 2)
+    np.testing.assert_allclose(p1.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_fast_classifier_history_and_classes(sonar_scaled):
+    X, y = sonar_scaled
+    clf = fast_classifier(0, epochs=4).fit(X, y)
+    assert len(clf.history_["loss"]) == 4
+    assert len(clf.history_["accuracy"]) == 4
+    assert list(clf.classes_) == [0.0, 1.0]
+    assert set(np.unique(clf.predict(X))) <= {0.0, 1.0}
+
+
+def test_fast_classifier_matches_fit_compiled_on_the_same_seed(sonar_scaled):
+    """The wrapper is fit_compiled with random_state as both Keras seed and shuffle seed."""
+    X, y = sonar_scaled
+    clf = fast_classifier(9, epochs=2).fit(X, y)
+    keras.utils.set_random_seed(9)
+    model = build_hidden_dropout()
+    fit_compiled(model, X, y.reshape(-1, 1), epochs=2, batch_size=16, seed=9)
+    assert_same_weights(clf.model_, model)
+
+
+def test_fast_classifier_rejects_sample_weight(sonar_scaled):
+    X, y = sonar_scaled
+    with pytest.raises(ValueError, match="sample_weight"):
+        fast_classifier(0).fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_fast_classifier_rejects_partial_fit(sonar_scaled):
+    X, y = sonar_scaled
+    clf = fast_classifier(0, epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="warm start"):
+        clf.partial_fit(X, y)
+
+
+def test_fast_classifier_predict_before_fit_raises(sonar_scaled):
+    X, _ = sonar_scaled
+    with pytest.raises(NotFittedError):
+        fast_classifier(0).predict(X)
+    with pytest.raises(NotFittedError):
+        fast_classifier(0).predict_proba(X)
+
+
+def test_fast_classifier_predict_raw_equals_keras_predict(sonar_scaled):
+    X, y = sonar_scaled
+    clf = fast_classifier(1).fit(X, y)
+    raw = clf._predict_raw(X)
+    keras_out = clf.model_.predict(X, verbose=0)
+    assert raw.shape == keras_out.shape == (len(X), 1)
+    np.testing.assert_allclose(raw, keras_out, rtol=1e-5, atol=1e-6)
+    # ... and predict_proba is built on it: column 1 is P(class 1).
+    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], keras_out[:, 0], rtol=1e-5, atol=1e-6)
+    # Inference mode: dropout off, so repeated predictions are identical.
+    np.testing.assert_array_equal(clf._predict_raw(X), raw)
+
+
+def test_fast_classifier_predict_rejects_unsupported_arguments(sonar_scaled):
+    X, y = sonar_scaled
+    clf = fast_classifier(1, epochs=1).fit(X, y)
+    with pytest.raises(TypeError, match="batch_size"):
+        clf._predict_raw(X, batch_size=4)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"validation_split": 0.2},
+        {"callbacks": [keras.callbacks.EarlyStopping()]},
+        {"shuffle": False},
+        {"class_weight": {0: 1.0, 1: 2.0}},
+        {"fit__validation_freq": 2},
+    ],
+    ids=["validation_split", "callbacks", "shuffle", "class_weight", "fit__validation_freq"],
+)
+def test_fast_classifier_rejects_unsupported_fit_settings(sonar_scaled, extra):
+    X, y = sonar_scaled
+    name = next(iter(extra))
+    with pytest.raises(ValueError, match=f"does not support {name}="):
+        fast_classifier(0, epochs=1, **extra).fit(X, y)
+
+
+def test_fast_classifier_reports_last_epoch_metrics_like_fit(sonar_scaled):
+    X, y = sonar_scaled
+    clf = fast_classifier(0, epochs=2).fit(X, y)
+    metrics = {k: float(v) for k, v in clf.model_.get_metrics_result().items()}
+    assert metrics["loss"] == pytest.approx(clf.history_["loss"][-1], rel=1e-6)
+    assert metrics["accuracy"] == pytest.approx(clf.history_["accuracy"][-1], rel=1e-6)
+
+
+# --------------------------------------------------------------------------- make_classifier
+
+
+def test_make_classifier_configuration():
+    pipe = make_classifier(build_hidden_dropout, hidden_dropout=0.3)
+    assert isinstance(pipe, Pipeline)
+    assert [name for name, _ in pipe.steps] == ["scale", "model"]
+    params = pipe.get_params()
+    assert params["model__epochs"] == 300
+    assert params["model__batch_size"] == 16
+    assert params["model__verbose"] == 0
+    assert params["model__model"] is build_hidden_dropout
+    assert params["model__model__hidden_dropout"] == 0.3
+    assert params["model__random_state"] is None
+
+
+def test_make_classifier_routes_model_params_to_the_builder(sonar_scaled):
+    X, y = sonar_scaled
+    pipe = make_classifier(build_hidden_dropout, epochs=1, hidden_dropout=(0.4, 0.1))
+    pipe.set_params(model__random_state=0).fit(X, y)
+    rates = [layer.rate for layer in pipe[-1].model_.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates == pytest.approx([0.4, 0.1])
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, argument",
+    [
+        (("not callable",), {}, TypeError, "build_fn"),
+        ((build_baseline,), {"epochs": 0}, ValueError, "epochs"),
+        ((build_baseline,), {"epochs": 300.0}, TypeError, "epochs"),
+        ((build_baseline,), {"batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
+def test_make_classifier_validation(args, kwargs, error, argument):
+    with pytest.raises(error, match=argument):
+        make_classifier(*args, **kwargs)
+
+
+def test_tutorial_baseline_300_epochs_on_one_fold():
+    """The one full-length run: the tutorial's settings on a 90/10 split learn Sonar."""
+    data = helpers.load_sonar()
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.X, data.y, test_size=0.1, stratify=data.y, random_state=0
+    )
+    pipe = make_classifier(build_baseline).set_params(model__random_state=0)
+    pipe.fit(X_train, y_train)
+    history = pipe[-1].history_
+    assert len(history["loss"]) == 300
+    assert history["loss"][-1] < 0.1 < history["loss"][0]  # fits the training rows
+    assert pipe.score(X_train, y_train) > 0.97
+    assert pipe.score(X_test, y_test) > 0.6  # far above the 53% of always guessing "R"
