@@ -187,10 +187,42 @@ def load_sonar(
             file,
             f"SHA-256 checksum mismatch: the file has {digest}, expected "
             f"{SONAR_SHA256}. The data is well-formed but is not the reference "
-            "copy; restore data/sonar.csv from the repository, or pass "
-            "verify_checksum=False to use a modified copy on purpose",
+            f"copy{_differences_from_reference(file, X, y)}; restore data/sonar.csv "
+            "from the repository, or pass verify_checksum=False to use a modified "
+            "copy on purpose",
         )
     return SonarData(X=X, y=y, label_names=LABEL_NAMES, path=file, sha256=digest)
+
+
+def _differences_from_reference(file: Path, X: np.ndarray, y: np.ndarray) -> str:
+    """Say how a well-formed copy differs from the shipped file, for the checksum error."""
+    try:
+        if file.resolve() == DEFAULT_SONAR_PATH.resolve():
+            return ""  # this *is* the reference copy, damaged in a well-formed way
+        reference = load_sonar()
+    except (SonarDataError, OSError):
+        return ""  # no intact reference to compare with
+    cells = np.argwhere(X != reference.X)
+    labels = np.flatnonzero(y != reference.y)
+    if len(cells) == 0 and len(labels) == 0:
+        return (
+            " (every value and label equals the reference; only the bytes differ, "
+            "for example line endings or number formatting)"
+        )
+    details = [
+        f"row {r + 1}, column {c + 1}: {X[r, c]:.4f} here, {reference.X[r, c]:.4f} in the reference"
+        for r, c in cells[:3]
+    ]
+    details += [
+        f"row {r + 1}: label {LABEL_NAMES[y[r]]} here, {LABEL_NAMES[reference.y[r]]} in the reference"
+        for r in labels[:3]
+    ]
+    return (
+        f" ({len(cells)} values and {len(labels)} labels differ from the reference; "
+        + "; ".join(details)
+        + ("; ..." if len(cells) > 3 or len(labels) > 3 else "")
+        + ")"
+    )
 
 
 def _error(file: Path, problem: str) -> SonarDataError:

@@ -443,3 +443,28 @@ def test_bad_path_type(bad):
 def test_bad_verify_checksum_type(bad):
     with pytest.raises(TypeError, match="verify_checksum"):
         load_sonar(verify_checksum=bad)
+
+
+def test_altered_user_copy_is_told_how_it_differs(tmp_path):
+    rows = DEFAULT_SONAR_PATH.read_text().splitlines()
+    cells = rows[16].split(",")
+    cells[4] = "0.9999"
+    rows[16] = ",".join(cells)
+    cells = rows[40].split(",")
+    cells[-1] = "M" if cells[-1] == "R" else "R"
+    rows[40] = ",".join(cells)
+    path = tmp_path / "copy.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(SonarDataError) as caught:
+        load_sonar(path, verify_checksum=True)
+    message = str(caught.value)
+    assert "1 values and 1 labels differ" in message
+    assert "row 17, column 5: 0.9999 here" in message
+    assert "row 41: label" in message
+
+
+def test_copy_differing_only_in_line_endings_says_so(tmp_path):
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(DEFAULT_SONAR_PATH.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(SonarDataError, match="only the bytes differ"):
+        load_sonar(path, verify_checksum=True)
