@@ -37,9 +37,11 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 # --nbval-current-env: run the notebooks with this environment's Python, whatever
-# kernels are installed elsewhere on the machine.
+# kernels are installed elsewhere on the machine.  tests/offline on PYTHONPATH
+# blocks network access in the kernels and their workers (tests/test_offline.py).
 test-notebooks: $(STAMP)
-	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg chapters/
+	PYTHONPATH=$(CURDIR)/tests/offline $(BIN)/python -m pytest --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg chapters/
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py chapters/*.ipynb

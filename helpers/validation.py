@@ -60,7 +60,8 @@ def check_rate(name: str, value) -> float:
     """A dropout rate: a real number in [0, 1).
 
     A rate of 1 would drop every unit, and inverted dropout would then divide
-    by zero; Keras refuses it too.
+    by zero.  (Keras 3.15's ``Dropout`` accepts 1.0 and outputs zeros in
+    training; the book's builders refuse it, since such a layer trains nothing.)
     """
     value = check_real(name, value)
     if not 0.0 <= value < 1.0:

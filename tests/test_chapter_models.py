@@ -25,6 +25,7 @@ PAIRS = {
     "01_baseline.ipynb": ("baseline_model", models.build_baseline),
     "02_visible_dropout.ipynb": ("visible_dropout_model", models.build_visible_dropout),
     "03_hidden_dropout.ipynb": ("hidden_dropout_model", models.build_hidden_dropout),
+    "04_training_vs_inference.ipynb": ("hidden_dropout_model", models.build_hidden_dropout),
 }
 
 
