@@ -113,6 +113,24 @@ def fold_seeds(seed: int, n: int, *, purpose: str = "folds") -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, tag]).generate_state(n)]
 
 
+# loky (joblib's process pool) shuts a worker down once its memory has grown by
+# 300 MB since its first task, taking that for a leak; the next fold then pays
+# for a new worker (importing TensorFlow: seconds) and a UserWarning lands in
+# the notebook.  TensorFlow never frees the graphs it traces, about 10-15 MB per
+# network structure, so a chapter that compares twenty structures crosses that
+# line without leaking anything it could free.  Workaround (joblib 1.6, loky
+# 3.5): raise the threshold, a module global that each worker reads at every
+# check, from inside the worker.  tests/test_cv.py checks it takes effect.
+WORKER_MEMORY_GROWTH_LIMIT = 4 * 1024**3
+
+
+def _tolerate_tensorflow_memory_in_worker() -> None:
+    from joblib.externals.loky import process_executor
+
+    if getattr(process_executor, "_MAX_MEMORY_LEAK_SIZE", None) is not None:
+        process_executor._MAX_MEMORY_LEAK_SIZE = WORKER_MEMORY_GROWTH_LIMIT
+
+
 def _configure_worker() -> None:
     """One thread per worker process: with one process per core, more only contend.
 
@@ -122,6 +140,7 @@ def _configure_worker() -> None:
     """
     import tensorflow as tf
 
+    _tolerate_tensorflow_memory_in_worker()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)

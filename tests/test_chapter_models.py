@@ -25,6 +25,12 @@ PAIRS = {
     "01_baseline.ipynb": ("baseline_model", models.build_baseline),
     "02_visible_dropout.ipynb": ("visible_dropout_model", models.build_visible_dropout),
     "03_hidden_dropout.ipynb": ("hidden_dropout_model", models.build_hidden_dropout),
+    "05_tips.ipynb": (
+        "full_dropout_model",
+        lambda: models.build_mlp(
+            input_dropout=0.2, hidden_dropout=0.2, max_norm=3.0, learning_rate=0.1, momentum=0.9
+        ),
+    ),
     "04_training_vs_inference.ipynb": ("hidden_dropout_model", models.build_hidden_dropout),
 }
 

@@ -330,3 +330,23 @@ def test_single_process_run_leaves_the_callers_threads_alone(sonar):
         tf.config.threading.get_inter_op_parallelism_threads(),
     )
     assert after == before
+
+
+def test_workers_tolerate_tensorflow_graph_memory():
+    # The loky threshold is raised inside each worker (see helpers.cv); check
+    # that a worker which ran a fold reports the raised limit.
+    from joblib import Parallel, delayed
+
+    from helpers import cv
+
+    def limit_after_configuring(_):
+        from joblib.externals.loky import process_executor
+
+        cv._configure_worker()
+        return process_executor._MAX_MEMORY_LEAK_SIZE
+
+    limits = Parallel(n_jobs=2)(delayed(limit_after_configuring)(i) for i in range(2))
+    assert limits == [cv.WORKER_MEMORY_GROWTH_LIMIT] * 2
+    from joblib.externals.loky import process_executor
+
+    assert process_executor._MAX_MEMORY_LEAK_SIZE < cv.WORKER_MEMORY_GROWTH_LIMIT  # caller untouched
