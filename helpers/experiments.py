@@ -28,6 +28,7 @@ from helpers.stats import (
     NOT_SUPPORTED,
     SUPPORTED,
     CorrectedTTest,
+    check_comparisons,
     corrected_mean_interval,
     kfold_test_train_ratio,
     verdict,
@@ -180,13 +181,7 @@ def plot_differences(
     >>> r = corrected_resampled_ttest([0.9, 0.8, 0.85], [0.8, 0.8, 0.8], test_train_ratio=0.5)
     >>> ax = plot_differences({"a - b": r}, margin=0.02)
     """
-    if not isinstance(comparisons, Mapping) or not comparisons:
-        raise TypeError("comparisons must be a non-empty mapping of label -> CorrectedTTest")
-    for label, result in comparisons.items():
-        if not isinstance(result, CorrectedTTest):
-            raise TypeError(
-                f"comparisons[{label!r}] must be a CorrectedTTest; got {type(result).__name__}"
-            )
+    check_comparisons(comparisons)
     margin = check_real("margin", margin, minimum=0.0)
     scale = check_real("scale", scale, minimum=0.0, inclusive=False)
     if ax is None:

@@ -340,6 +340,17 @@ def verdict(result: CorrectedTTest, *, margin: float) -> str:
     return INCONCLUSIVE
 
 
+def check_comparisons(comparisons) -> None:
+    """Raise ``TypeError`` unless ``comparisons`` maps labels to :class:`CorrectedTTest` results."""
+    if not isinstance(comparisons, Mapping) or not comparisons:
+        raise TypeError("comparisons must be a non-empty mapping of label -> CorrectedTTest")
+    for label, result in comparisons.items():
+        if not isinstance(result, CorrectedTTest):
+            raise TypeError(
+                f"comparisons[{label!r}] must be a CorrectedTTest; got {type(result).__name__}"
+            )
+
+
 def comparison_table(
     comparisons: Mapping[str, CorrectedTTest],
     *,
@@ -376,13 +387,7 @@ def comparison_table(
     """
     import pandas as pd
 
-    if not isinstance(comparisons, Mapping) or not comparisons:
-        raise TypeError("comparisons must be a non-empty mapping of label -> CorrectedTTest")
-    for label, result in comparisons.items():
-        if not isinstance(result, CorrectedTTest):
-            raise TypeError(
-                f"comparisons[{label!r}] must be a CorrectedTTest; got {type(result).__name__}"
-            )
+    check_comparisons(comparisons)
     margin = check_real("margin", margin, minimum=0.0)
     scale = check_real("scale", scale, minimum=0.0, inclusive=False)
     digits = check_int("digits", digits, minimum=0)
