@@ -29,6 +29,7 @@ workflow (a ``Pipeline`` with a ``StandardScaler`` and the classifier).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 from collections import OrderedDict, defaultdict
@@ -404,6 +405,16 @@ def make_classifier(build_fn, *, epochs: int = 300, batch_size: int = 16, **mode
 
     if not callable(build_fn):
         raise TypeError(f"build_fn must be a model-building function; got {build_fn!r}")
+    # Catch a misspelt model parameter here rather than at the first fit,
+    # inside a worker process, ten times over.
+    parameters = inspect.signature(build_fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(model_params) - set(parameters))
+        if unknown:
+            raise TypeError(
+                f"{getattr(build_fn, '__name__', build_fn)!s} takes no parameter(s) "
+                f"{', '.join(unknown)}; it takes {', '.join(parameters) or 'none'}"
+            )
     epochs = check_int("epochs", epochs, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     classifier = FastKerasClassifier(

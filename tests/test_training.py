@@ -479,3 +479,11 @@ def test_tutorial_baseline_300_epochs_on_one_fold():
     assert history["loss"][-1] < 0.1 < history["loss"][0]  # fits the training rows
     assert pipe.score(X_train, y_train) > 0.97
     assert pipe.score(X_test, y_test) > 0.6  # far above the 53% of always guessing "R"
+
+
+def test_make_classifier_refuses_a_misspelt_model_parameter_at_once():
+    with pytest.raises(TypeError, match="hiden_dropout"):
+        make_classifier(build_hidden_dropout, hiden_dropout=0.3)
+    with pytest.raises(TypeError, match="input_dropout"):
+        make_classifier(build_hidden_dropout, input_dropout=0.3)  # not a parameter of this builder
+    make_classifier(build_mlp, input_dropout=0.3)  # but of the general one
