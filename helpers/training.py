@@ -62,10 +62,11 @@ def epoch_orders(n_samples: int, epochs: int, seed: int | None) -> np.ndarray:
 class _DropDriverRetracingWarning(logging.Filter):
     """Keep TensorFlow's "triggered tf.function retracing" warning about our driver quiet.
 
-    Every fit builds a new model and so, by design, traces a new driver; the
-    warning (meant for functions retraced by accident in a loop) would
-    otherwise appear in notebooks from the sixth fold on.  Warnings about any
-    other function still get through.
+    Every new network structure (and every model that cannot be cached, see
+    ``_driver_for``) traces a new driver by design; a chapter comparing many
+    configurations, such as the tips chapter, would otherwise show the
+    warning (meant for functions retraced by accident in a loop) from the
+    sixth structure on.  Warnings about any other function still get through.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
