@@ -13,6 +13,13 @@
    back-propagation, SGD with momentum), one process, so the distance left to
    the arithmetic itself is visible.
 
+4. What the book's fixed CPU kernels cost (``helpers/__init__.py`` sets
+   ``TF_ENABLE_ONEDNN_OPTS=0`` and ``ONEDNN_MAX_CPU_ISA=AVX2`` so that a seed
+   gives the same numbers on every x86-64 CPU): the baseline and the
+   visible-dropout model of chapter 2, cross-validated in one process under
+   each kernel setting (each in a fresh interpreter, since TensorFlow reads
+   the settings once), with their times, ratios and mean accuracies.
+
 It prints the times, the ratios and each way's mean accuracy, and writes them
 to ``benchmarks/results.json``, which the appendix "Why the book's code is fast"
 displays.  With ``--jax`` (and the optional ``jax`` extra installed) it also
@@ -38,7 +45,13 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from helpers import build_baseline, cross_validate_model, load_sonar, make_classifier
+from helpers import (
+    build_baseline,
+    build_visible_dropout,
+    cross_validate_model,
+    load_sonar,
+    make_classifier,
+)
 
 # The tutorial's way makes SciKeras trace a new predict function per fold, and
 # TensorFlow warns about the retracing from the sixth; the warning is noise here.
@@ -160,13 +173,89 @@ def jax_book_way() -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# Kernel settings compared by kernel_costs(): the environment each probe starts with,
+# and whether it also turns on TensorFlow's op determinism.
+KERNEL_SETTINGS = {
+    "book (onednn ops off, sgemm held to AVX2)": ({}, False),
+    "book + tf op determinism": ({}, True),
+    "onednn ops on, sgemm uncapped": ({"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "ALL"}, False),
+    "onednn ops off, sgemm uncapped": ({"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "ALL"}, False),
+    "onednn ops off, sgemm held to AVX": ({"ONEDNN_MAX_CPU_ISA": "AVX"}, False),
+}
+
+
+def kernel_probe(determinism: bool) -> dict:
+    """In this process: warm 10-fold runs of the baseline and the visible-dropout model."""
+    import tensorflow as tf
+
+    from helpers.environment import tensorflow_kernels
+
+    if determinism:
+        tf.config.experimental.enable_op_determinism()
+    data = load_sonar()
+    report = {"kernels": tensorflow_kernels()}
+    for name, build in (("baseline", build_baseline), ("visible_dropout", build_visible_dropout)):
+        estimator = make_classifier(build)
+        cross_validate_model(estimator, data.X, data.y, seed=SEED, n_jobs=1, n_splits=2)  # warm-up
+        start = time.perf_counter()
+        result = cross_validate_model(estimator, data.X, data.y, seed=SEED, n_jobs=1)
+        report[name] = {"seconds": time.perf_counter() - start, "mean": result.mean,
+                        "summary": result.summary()}
+    return report
+
+
+def kernel_costs() -> dict:
+    """Run kernel_probe under each of KERNEL_SETTINGS, each in a fresh interpreter."""
+    reports = {}
+    for label, (variables, determinism) in KERNEL_SETTINGS.items():
+        print(f"  {label} ...", flush=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")}
+        env.update(variables)
+        flag = "--kernel-probe-determinism" if determinism else "--kernel-probe"
+        out = subprocess.run([sys.executable, __file__, flag], env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            continue
+        reports[label] = json.loads(out.stdout.strip().splitlines()[-1])
+    return reports
+
+
+def print_kernel_costs(reports: dict) -> None:
+    book = reports.get(next(iter(KERNEL_SETTINGS)))
+    print(f"{'kernel setting (10 folds, 1 process)':<44} {'baseline':>15} {'visible dropout':>24}")
+    for label, report in reports.items():
+        cells = []
+        for name in ("baseline", "visible_dropout"):
+            seconds = report[name]["seconds"]
+            ratio = seconds / book[name]["seconds"] if book else float("nan")
+            cells.append(f"{seconds:5.1f} s {ratio:4.2f}x {report[name]['summary']:>15}")
+        print(f"{label:<44} {cells[0][:15]:>15} {cells[1]:>24}")
+    print("(ratios are to the book's setting; the summaries show which settings change the numbers)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jax", action="store_true", help="also time the book's way on Keras' JAX backend")
     parser.add_argument("--agreement", type=int, default=0, metavar="N",
                         help="also compare both ways' mean accuracy over N seeds (N x 130 s)")
     parser.add_argument("--book-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--kernels-only", action="store_true",
+                        help="only measure what the book's fixed CPU kernels cost (about 3 min)")
+    parser.add_argument("--kernel-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--kernel-probe-determinism", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.kernel_probe or args.kernel_probe_determinism:
+        print(json.dumps(kernel_probe(determinism=args.kernel_probe_determinism)))
+        return 0
+    if args.kernels_only:
+        print("kernel settings: each in a fresh interpreter ...", flush=True)
+        reports = kernel_costs()
+        print_kernel_costs(reports)
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        results["kernels"] = reports
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        return 0
 
     data = load_sonar()
     X, y = data.X, data.y
@@ -179,14 +268,17 @@ def main() -> int:
 
     print(f"Keras {keras.__version__} ({keras.backend.backend()}), {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    print("1/3 tutorial's way (one fold after another, fit on NumPy arrays) ...", flush=True)
+    print("1/4 tutorial's way (one fold after another, fit on NumPy arrays) ...", flush=True)
     t_tutorial, acc_tutorial = tutorial_way(X, y)
-    print("2/3 book's way (compiled driver, 2 workers) ...", flush=True)
+    print("2/4 book's way (compiled driver, 2 workers) ...", flush=True)
     t_cold, acc_book = book_way(X, y, n_jobs=2)
     t_warm, acc_book_warm = book_way(X, y, n_jobs=2)
     assert acc_book == acc_book_warm, "the book's way must be reproducible"
-    print("3/3 NumPy floor (one process) ...", flush=True)
+    print("3/4 NumPy floor (one process) ...", flush=True)
     t_numpy, acc_numpy = numpy_floor(X, y)
+    print("4/4 what the book's fixed CPU kernels cost (each setting in a fresh interpreter) ...",
+          flush=True)
+    kernels = kernel_costs()
 
     results = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
@@ -194,6 +286,7 @@ def main() -> int:
         "tutorial_s": t_tutorial, "tutorial_mean": acc_tutorial,
         "book_cold_s": t_cold, "book_warm_s": t_warm, "book_mean": acc_book,
         "numpy_s": t_numpy, "numpy_mean": acc_numpy,
+        "kernels": kernels,
     }
     if args.jax:
         results["jax"] = jax_book_way()
@@ -217,6 +310,8 @@ def main() -> int:
     print()
     print(f"speed-up, warm: {t_tutorial / t_warm:.1f}x; cold: {t_tutorial / t_cold:.1f}x")
     print(f"book's way (warm) vs NumPy floor: {t_warm / t_numpy:.2f}x the floor's time")
+    print()
+    print_kernel_costs(kernels)
     if results.get("agreement"):
         a = results["agreement"]
         print(f"agreement over {a['repeats']} seeds: tutorial {np.mean(a['tutorial_means']):.2%}, "

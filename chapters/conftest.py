@@ -8,9 +8,9 @@ with a fresh execution, including the training-dependent cells marked
 ``output-varies`` (the hidden environment record, wall-clock timings) are left
 out.
 
-Anywhere else (another CPU architecture or operating system, other package
-versions than ``requirements.txt`` pins, or ``TF_ENABLE_ONEDNN_OPTS`` set to
-another value than the book's) floating-point results legitimately differ, so
+Anywhere else (another CPU architecture or operating system, a CPU without
+AVX2, other package versions than ``requirements.txt`` pins, or the reader's
+own ``TF_ENABLE_ONEDNN_OPTS`` or ``ONEDNN_MAX_CPU_ISA``) floating-point results legitimately differ, so
 ``# NBVAL_IGNORE_OUTPUT`` keeps its usual meaning and the hidden assertion
 cells' bands are the check.  The header of the pytest run says which mode was
 chosen and why.  Images are never compared byte for byte (nbval's default);
@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 
 VARIES_TAG = "output-varies"
+# The values helpers/__init__.py gives these variables when they are unset.
+BOOK_KERNEL_SETTINGS = {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 
 
@@ -49,6 +51,7 @@ def exact_mode_reason(
     environ: dict[str, str] | None = None,
     installed=None,
     pins: dict[str, str] | None = None,
+    cpu_flags: set[str] | None = None,
 ) -> str | None:
     """``None`` when outputs must match exactly here, else why they cannot be expected to.
 
@@ -61,9 +64,13 @@ def exact_mode_reason(
     installed = installed or _installed_version
     if system != "linux" or machine not in ("x86_64", "AMD64"):
         return f"the book's outputs were produced on x86-64 Linux; this is {system} {machine}"
-    setting = environ.get("TF_ENABLE_ONEDNN_OPTS")
-    if setting is not None and setting.strip() != "0":
-        return f"TF_ENABLE_ONEDNN_OPTS={setting} selects other kernels than the book's (0)"
+    cpu_flags = _cpu_flags() if cpu_flags is None else cpu_flags
+    if not {"avx2", "fma"} <= cpu_flags:
+        return "this CPU lacks AVX2 or FMA, so oneDNN's matrix products run other code"
+    for name, value in BOOK_KERNEL_SETTINGS.items():
+        setting = environ.get(name)
+        if setting is not None and setting.strip().upper() != value:
+            return f"{name}={setting} selects other kernels than the book's ({value})"
     for name, pinned in sorted(pins.items()):
         found = installed(name)
         if found != pinned:
@@ -76,6 +83,15 @@ def _installed_version(name: str) -> str | None:
         return version(name)
     except PackageNotFoundError:
         return None
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(flags.partition(":")[2].split())
 
 
 def _cell_tags(item) -> list:

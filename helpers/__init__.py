@@ -11,61 +11,73 @@ import os
 import sys
 import warnings
 
-# TensorFlow picks its CPU kernels for matrix products at start-up: oneDNN's
-# (which choose their instruction set, and so their rounding, at run time from
-# the CPU they find: AVX-512 on one machine, AVX2 on another) or Eigen's
-# (compiled into the wheel for one instruction set, the same on every x86-64
-# CPU).  Its default depends on the CPU: on the AMD EPYC machines this book was
-# checked on it is off, on the machine that produced the first stored outputs
-# it was on.  Networks with dropout trained at learning rate 0.1 amplify the
-# last-bit differences between the two into different fold outcomes: with the
-# same seed, the visible-dropout model of chapter 2 scored 87.05% with
-# TF_ENABLE_ONEDNN_OPTS=0 and 84.21% with =1 on one machine.  The book fixes
-# the variable to "0" before TensorFlow is imported, here, in every process
-# that imports helpers: the notebook's kernel and every worker (loky and Dask
-# workers import helpers when they unpickle a task, and also inherit the
-# variable).  What it costs in speed is measured by `make bench` (README,
-# "Reproducibility").
-ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
-BOOK_ONEDNN_SETTING = "0"
+# TensorFlow's CPU arithmetic is chosen at start-up in two places, and the
+# defaults of both depend on the CPU:
+#
+# 1. TF_ENABLE_ONEDNN_OPTS: whether whole operations run as oneDNN primitives
+#    or as Eigen kernels.  TensorFlow's default is on for some CPUs and off for
+#    others (off on the AMD EPYC machines this book was checked on, on for the
+#    machine that produced the first stored outputs).
+# 2. ONEDNN_MAX_CPU_ISA: even with (1) off, the matrix products inside Eigen's
+#    kernels are oneDNN's sgemm, which picks its code (SSE4.1, AVX2, AVX-512,
+#    AMX) at run time from the instructions the CPU offers, so an AVX-512
+#    machine sums in another order than an AVX2 machine.
+#
+# Networks with dropout trained at learning rate 0.1 amplify such last-bit
+# differences into different fold outcomes.  Measured on one AMD EPYC (AVX2)
+# machine with the same seed, the visible-dropout model of chapter 2 scored
+# 87.05% with (1) off, 84.21% with (1) on, and 88.52% with (1) off but sgemm
+# held to SSE4.1; the baseline scored 83.71% every way.  So the book fixes both
+# before TensorFlow is imported, here, in every process that imports helpers:
+# the notebook's kernel and every worker (loky and Dask workers import helpers
+# when they unpickle a task, and inherit the variables besides).  AVX2 is the
+# cap because every x86-64 CPU since 2013-2015 has it (and the FMA that goes
+# with it), so every such machine then runs the same code; networks this small
+# lose nothing by it.  What it costs in speed is measured by `make bench`
+# (README, "Reproducibility").  Tested in tests/test_environment.py.
+BOOK_KERNEL_SETTINGS = {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 class KernelChoiceWarning(UserWarning):
     """TensorFlow runs other CPU kernels than the book's, so numbers may differ from the book's."""
 
 
+def _book_settings_text() -> str:
+    return " and ".join(f"{name}={value}" for name, value in BOOK_KERNEL_SETTINGS.items())
+
+
 def _choose_tensorflow_kernels() -> None:
     """Fix TensorFlow's kernel choice before it is imported; warn once if that is too late.
 
-    A reader's explicit ``TF_ENABLE_ONEDNN_OPTS`` is respected (they may want
-    oneDNN's speed on a large model) but warned about; so is a TensorFlow that
-    was imported before ``helpers`` with oneDNN on.  Tested in
-    tests/test_environment.py.
+    A reader's own setting of either variable is respected (they may want
+    oneDNN's full speed on a large model) but warned about, and so is a
+    TensorFlow imported before ``helpers`` without the book's settings.
     """
     if "tensorflow" in sys.modules:
-        from helpers.environment import onednn_enabled
-
-        if onednn_enabled():
+        # Too late to choose: harmless only if the variables already held the
+        # book's values when TensorFlow read them.
+        if any(os.environ.get(k, "").strip().upper() != v for k, v in BOOK_KERNEL_SETTINGS.items()):
             warnings.warn(
-                "TensorFlow was imported before helpers, with its oneDNN kernels on, so "
-                "results may differ from the book's printed numbers. To reproduce the book, "
-                "restart the kernel and import helpers first (or set "
-                f"{ONEDNN_VARIABLE}={BOOK_ONEDNN_SETTING} before importing TensorFlow).",
+                "TensorFlow was imported before helpers, so it may run other CPU kernels "
+                "than the book's and results may differ from the book's printed numbers. "
+                "To reproduce the book, restart the kernel and import helpers first (or set "
+                f"{_book_settings_text()} before importing TensorFlow).",
                 KernelChoiceWarning,
                 stacklevel=3,
             )
         return
-    current = os.environ.get(ONEDNN_VARIABLE)
-    if current is None:
-        os.environ[ONEDNN_VARIABLE] = BOOK_ONEDNN_SETTING
-    elif current.strip() != BOOK_ONEDNN_SETTING:
-        warnings.warn(
-            f"{ONEDNN_VARIABLE} is set to {current!r} in this environment; the book's numbers "
-            f"were produced with {ONEDNN_VARIABLE}={BOOK_ONEDNN_SETTING}, so results may "
-            "differ from them. Unset it to reproduce the book.",
-            KernelChoiceWarning,
-            stacklevel=3,
-        )
+    for name, value in BOOK_KERNEL_SETTINGS.items():
+        current = os.environ.get(name)
+        if current is None:
+            os.environ[name] = value
+        elif current.strip().upper() != value:
+            warnings.warn(
+                f"{name} is set to {current!r} in this environment; the book's numbers were "
+                f"produced with {name}={value}, so results may differ from them. Unset it "
+                "to reproduce the book.",
+                KernelChoiceWarning,
+                stacklevel=3,
+            )
 
 
 def _import_tensorflow_quietly() -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
-__all__ = ["environment_record", "onednn_enabled", "tensorflow_kernels"]
+__all__ = ["cpu_vector_extensions", "environment_record", "onednn_enabled", "tensorflow_kernels"]
 
 _PACKAGES = ("tensorflow", "keras", "scikit-learn", "scikeras", "numpy")
+# The instruction sets that decide which code oneDNN's matrix products run.
+_EXTENSIONS = ("avx2", "fma", "avx512f", "amx_tile")
 
 
 def onednn_enabled() -> bool:
-    """Whether this process's TensorFlow runs its oneDNN CPU kernels.
+    """Whether this process's TensorFlow runs whole operations as oneDNN primitives.
 
     TensorFlow decides once, when it is imported (from ``TF_ENABLE_ONEDNN_OPTS``
     or, when that is unset, from the CPU); this asks the library what it
@@ -23,26 +26,40 @@ def onednn_enabled() -> bool:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
+def cpu_vector_extensions(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str] | None:
+    """Which of AVX2, FMA, AVX-512 and AMX this CPU offers (Linux), or None where unknown."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return [name for name in _EXTENSIONS if name in flags]
+    return None
+
+
 def tensorflow_kernels() -> str:
-    """The CPU kernels TensorFlow runs, and the setting that chose them, as one short phrase.
+    """The CPU kernels TensorFlow runs and the settings that chose them, as one short phrase.
 
     Examples
     --------
     >>> tensorflow_kernels()  # doctest: +SKIP
-    'eigen kernels, onednn off (TF_ENABLE_ONEDNN_OPTS=0)'
+    'onednn ops off (TF_ENABLE_ONEDNN_OPTS=0), sgemm isa cap AVX2 (ONEDNN_MAX_CPU_ISA)'
     """
-    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    chosen = "onednn on" if onednn_enabled() else "eigen kernels, onednn off"
-    return f"{chosen} (TF_ENABLE_ONEDNN_OPTS={'unset' if setting is None else setting})"
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "none")
+    ops = "onednn ops on" if onednn_enabled() else "onednn ops off"
+    return f"{ops} (TF_ENABLE_ONEDNN_OPTS={setting}), sgemm isa cap {cap} (ONEDNN_MAX_CPU_ISA)"
 
 
 def environment_record(seed: int | None = None) -> str:
-    """One line: Python, the numerical packages, the Keras backend, the kernels, the CPU, the seed.
+    """One line: Python, the packages, the Keras backend, the kernels, the CPU, the seed.
 
     Examples
     --------
     >>> print(environment_record(seed=7))  # doctest: +SKIP
-    python 3.11.7 | tensorflow 2.21.0 | keras 3.15.1 | ... | x86_64 | seed 7
+    python 3.11.7 | tensorflow 2.21.0 | ... | linux x86_64 (avx2 fma) | seed 7
     """
     import keras
 
@@ -55,6 +72,8 @@ def environment_record(seed: int | None = None) -> str:
     parts.append(f"keras backend {keras.backend.backend()}")
     if keras.backend.backend() == "tensorflow":
         parts.append(tensorflow_kernels())
-    parts.append(f"{platform.system().lower()} {platform.machine()}")
+    extensions = cpu_vector_extensions()
+    cpu = "unknown" if extensions is None else " ".join(extensions) or "no avx2"
+    parts.append(f"{platform.system().lower()} {platform.machine()} ({cpu})")
     parts.append(f"seed {seed}")
     return " | ".join(parts)

@@ -1,0 +1,163 @@
+"""chapters/conftest.py: where nbval compares the chapters' training outputs exactly.
+
+The unit tests call its decision function with made-up machines; the last two
+run nbval for real, on a tiny notebook in a scratch project holding copies of
+the conftest and of requirements.txt, and show that a wrong stored number in a
+``# NBVAL_IGNORE_OUTPUT`` cell fails on x86-64 Linux with the pinned packages
+while the same notebook passes where only bands apply.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFTEST = ROOT / "chapters" / "conftest.py"
+
+
+def load_conftest():
+    spec = importlib.util.spec_from_file_location("chapters_conftest", CONFTEST)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+conftest = load_conftest()
+PINS = {"tensorflow": "2.21.0", "numpy": "2.4.6"}
+
+
+def matching(name):
+    return PINS.get(name)
+
+
+def reason(**overrides):
+    arguments = dict(
+        system="linux", machine="x86_64", environ={}, installed=matching, pins=PINS,
+        cpu_flags={"sse4_1", "avx", "avx2", "fma"},
+    )
+    arguments.update(overrides)
+    return conftest.exact_mode_reason(**arguments)
+
+
+def test_exact_on_x86_64_linux_with_the_pins():
+    assert reason() is None
+    assert reason(environ={"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "avx2"}) is None
+    assert reason(cpu_flags={"avx2", "fma", "avx512f"}) is None  # the cap holds it to AVX2
+
+
+def test_the_conftest_expects_the_settings_helpers_makes():
+    import helpers
+
+    assert conftest.BOOK_KERNEL_SETTINGS == helpers.BOOK_KERNEL_SETTINGS
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"machine": "aarch64"}, "aarch64"),
+        ({"system": "darwin", "machine": "arm64"}, "darwin arm64"),
+        ({"system": "win32", "machine": "AMD64"}, "win32"),
+        ({"cpu_flags": {"sse4_1", "avx"}}, "lacks AVX2"),
+        ({"environ": {"TF_ENABLE_ONEDNN_OPTS": "1"}}, "TF_ENABLE_ONEDNN_OPTS=1"),
+        ({"environ": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}, "ONEDNN_MAX_CPU_ISA=AVX512_CORE"),
+        ({"installed": lambda name: "2.20.0" if name == "tensorflow" else PINS[name]}, "tensorflow 2.20.0"),
+        ({"installed": lambda name: None if name == "numpy" else PINS[name]}, "numpy (not installed)"),
+    ],
+)
+def test_bands_elsewhere_and_the_reason_is_named(overrides, expected):
+    why = reason(**overrides)
+    assert why is not None and expected in why
+
+
+def test_pinned_versions_reads_every_exact_pin(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# comment\nnumpy==2.4.6  # why\njax[cpu]==0.10.2\nloose>=1\n\n")
+    assert conftest.pinned_versions(requirements) == {"numpy": "2.4.6", "jax": "0.10.2"}
+
+
+def test_the_projects_pins_are_read():
+    pins = conftest.pinned_versions()
+    assert pins["tensorflow"] and pins["keras"] and pins["nbval"]
+
+
+# --------------------------------------------------------------------------- nbval, for real
+
+
+def scratch_project(tmp_path: Path) -> Path:
+    """A project with the real conftest and pins, and a notebook with two wrong stored outputs."""
+    (tmp_path / "chapters").mkdir()
+    shutil.copy(CONFTEST, tmp_path / "chapters" / "conftest.py")
+    shutil.copy(ROOT / "requirements.txt", tmp_path / "requirements.txt")
+    notebook = nbformat.v4.new_notebook()
+    wrong_number = nbformat.v4.new_code_cell(
+        "# NBVAL_IGNORE_OUTPUT\nprint(round(2 / 3, 4))",
+        execution_count=1,
+        outputs=[nbformat.v4.new_output("stream", name="stdout", text="0.6666\n")],
+    )
+    varies = nbformat.v4.new_code_cell(
+        "# NBVAL_IGNORE_OUTPUT\nprint('a timing')",
+        execution_count=2,
+        outputs=[nbformat.v4.new_output("stream", name="stdout", text="12.3 s\n")],
+        metadata={"tags": ["output-varies"]},
+    )
+    notebook.cells = [wrong_number, varies]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "chapters" / "scratch.ipynb")
+    return tmp_path
+
+
+def run_nbval(project: Path, **extra_env: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env.update(extra_env)
+    process = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
+         "chapters"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    return process.stdout + process.stderr
+
+
+def outcome(output: str) -> tuple[int, int]:
+    passed = re.search(r"(\d+) passed", output)
+    failed = re.search(r"(\d+) failed", output)
+    return (int(passed.group(1)) if passed else 0, int(failed.group(1)) if failed else 0)
+
+
+@pytest.fixture(scope="module")
+def nbval_runs(tmp_path_factory):
+    project = scratch_project(tmp_path_factory.mktemp("scratch"))
+    return {
+        "as_configured": run_nbval(project),
+        "other_kernels": run_nbval(project, TF_ENABLE_ONEDNN_OPTS="1"),
+    }
+
+
+def test_exact_mode_catches_a_wrong_number_in_an_ignored_cell(nbval_runs):
+    output = nbval_runs["as_configured"]
+    if conftest.exact_mode_reason() is None:
+        assert "every output is compared exactly" in output, output
+        # The wrong 0.6666 fails; the cell tagged output-varies is still not compared.
+        assert outcome(output) == (1, 1), output
+        assert "0.6667" in output, output
+    else:
+        assert "checked by the notebooks' bands" in output, output
+        assert outcome(output) == (2, 0), output
+
+
+def test_band_mode_keeps_nbval_ignore_output(nbval_runs):
+    output = nbval_runs["other_kernels"]
+    assert "TF_ENABLE_ONEDNN_OPTS=1" in output, output
+    assert outcome(output) == (2, 0), output
