@@ -109,7 +109,13 @@ _choose_tensorflow_kernels()
 _import_tensorflow_quietly()
 
 from helpers.compat import KerasClassifier  # noqa: E402
-from helpers.cv import CVResult, cross_validate_model, fold_seeds, make_splits  # noqa: E402
+from helpers.cv import (  # noqa: E402
+    CVResult,
+    compute_on,
+    cross_validate_model,
+    fold_seeds,
+    make_splits,
+)
 from helpers.data import SonarData, SonarDataError, load_sonar  # noqa: E402
 from helpers.models import (  # noqa: E402
     build_baseline,
@@ -118,6 +124,7 @@ from helpers.models import (  # noqa: E402
     build_visible_dropout,
 )
 from helpers.plotting import plot_fold_scores, use_book_style  # noqa: E402
+from helpers.search import make_search, nested_cross_validate, run_search  # noqa: E402
 from helpers.training import FastKerasClassifier, fit_compiled, make_classifier  # noqa: E402
 
 __all__ = [
@@ -131,12 +138,16 @@ __all__ = [
     "build_hidden_dropout",
     "build_mlp",
     "build_visible_dropout",
+    "compute_on",
     "cross_validate_model",
     "fit_compiled",
     "fold_seeds",
     "load_sonar",
     "make_classifier",
+    "make_search",
     "make_splits",
+    "nested_cross_validate",
     "plot_fold_scores",
+    "run_search",
     "use_book_style",
 ]

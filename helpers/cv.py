@@ -13,22 +13,38 @@ The tutorial scores a ``Pipeline(StandardScaler, KerasClassifier)`` with
 * ``n_repeats > 1`` repeats the whole k-fold with fresh fold assignments
   (repeated stratified cross-validation), the same ones for every model given
   the same seed, so that comparisons between models are paired.
+
+Where the parallel work runs is chosen by :func:`compute_on`: local worker
+processes (joblib's loky backend) by default, or the workers of a Dask cluster
+(joblib's Dask backend) given a ``distributed.Client`` or a scheduler address.
+Both kinds of worker get the same per-process settings
+(:func:`_configure_worker`), and since every fit is seeded, the scores are the
+same on either (tests/test_dask.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import StratifiedKFold
 
 from helpers.validation import check_int, check_seed
 
-__all__ = ["CVResult", "cross_validate_model", "fold_seeds", "make_splits"]
+__all__ = [
+    "CVResult",
+    "WorkerLostError",
+    "compute_on",
+    "cross_validate_model",
+    "fold_seeds",
+    "make_splits",
+    "seeded",
+]
 
 
 @dataclass(frozen=True)
@@ -102,11 +118,13 @@ def fold_seeds(seed: int, n: int, *, purpose: str = "folds") -> list[int]:
     """``n`` independent 32-bit seeds derived from ``seed``.
 
     ``purpose`` separates streams, so the seeds that split the data are not
-    the seeds that train the models.
+    the seeds that train the models: ``"splits"`` (:func:`make_splits`),
+    ``"folds"`` (:func:`cross_validate_model`) or ``"search"``
+    (:mod:`helpers.search`).
     """
     seed = check_seed("seed", seed)
     n = check_int("n", n, minimum=1)
-    tags = {"splits": 1, "folds": 2}
+    tags = {"splits": 1, "folds": 2, "search": 3}
     if purpose not in tags:
         raise ValueError(f"purpose must be one of {sorted(tags)}; got {purpose!r}")
     tag = tags[purpose]
@@ -134,9 +152,11 @@ def _tolerate_tensorflow_memory_in_worker() -> None:
 def _configure_worker() -> None:
     """One thread per worker process: with one process per core, more only contend.
 
-    Only called in joblib's worker processes (n_jobs > 1), never in the
-    caller's own process, whose TensorFlow settings are the caller's business.
-    Scores do not depend on it (tests/test_cv.py compares n_jobs=1 and 2).
+    Only called in worker processes, local (loky runs it when a worker
+    starts) or Dask's (a worker plugin runs it, see :func:`compute_on`), never
+    in the caller's own process, whose TensorFlow settings are the caller's
+    business.  Scores do not depend on it (tests/test_cv.py compares n_jobs=1
+    and 2, tests/test_dask.py local processes and a Dask cluster).
     """
     import tensorflow as tf
 
@@ -148,22 +168,200 @@ def _configure_worker() -> None:
         pass  # TensorFlow is already running in this process; keep its setting.
 
 
-def _seeded(estimator, seed: int):
-    """A fresh clone of ``estimator`` with every ``random_state`` parameter set to ``seed``."""
+def seeded(estimator, seed: int):
+    """A fresh clone of ``estimator`` with every ``random_state`` parameter set to ``seed``.
+
+    Works on pipelines and nested estimators (``model__random_state``).  Raises
+    ``ValueError`` if there is nothing to seed.
+
+    Examples
+    --------
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> seeded(RandomForestClassifier(), 7).random_state
+    7
+    """
+    seed = check_seed("seed", seed)
     estimator = clone(estimator)
     keys = [k for k in estimator.get_params() if k == "random_state" or k.endswith("__random_state")]
     if not keys:
         raise ValueError(
             f"{type(estimator).__name__} has no random_state parameter to seed; "
-            "cross_validate_model needs one so that each fold is reproducible"
+            "a reproducible fit needs one"
         )
     return estimator.set_params(**{k: seed for k in keys})
 
 
-def _score_fold(estimator, X, y, train, test, seed, scoring, in_worker):
-    if in_worker:
-        _configure_worker()
-    model = _seeded(estimator, seed)
+# ----------------------------------------------------------------------------- where work runs
+
+
+class WorkerLostError(RuntimeError):
+    """A Dask worker died (out of memory, killed) while running the book's work."""
+
+
+# How long to wait for a scheduler given by address, and for its first worker.
+CONNECT_TIMEOUT_SECONDS = 10
+WORKER_SETUP_NAME = "dropout-book-worker-setup"
+
+
+# Keras draws the default seed of every initializer and Dropout layer from
+# Python's process-wide `random` generator, which FastKerasClassifier seeds
+# (keras.utils.set_random_seed) just before it builds the model.  A Dask
+# worker's event-loop thread draws from the same generator while the task
+# thread fits: dask.sizeof samples the items of every list and dict it sizes
+# (random.sample), and distributed and Tornado jitter their retries and
+# periodic callbacks.  A draw that lands between the seeding and the build
+# gives the fit other initial weights: measured here (dask 2026.8.0), one to
+# four of twelve folds of a small search differed from the local run, a
+# different few each time.  Workaround, in every process that runs Dask
+# threads next to fits (the workers, and the caller, which hosts a
+# LocalCluster's scheduler): give those modules a private generator of their
+# own.  tests/test_dask.py checks that it is installed and that the cluster's
+# results equal the local ones.
+def _isolate_python_random(prefixes=("dask", "distributed", "tornado")) -> list[str]:
+    """Point the ``random`` of Dask's and Tornado's modules at a private generator.
+
+    Returns the names of the modules changed (empty when already done).
+    """
+    import random
+    import sys
+
+    private = random.Random()
+    changed = []
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(prefixes):
+            continue
+        if getattr(module, "random", None) is random:
+            module.random = private
+            changed.append(name)
+    return changed
+
+
+def _dask_worker_setup():
+    """A Dask worker plugin that gives each worker the local workers' settings.
+
+    Built on first use, so that importing helpers does not import distributed.
+    Registered with the client, the plugin runs :func:`_configure_worker` in
+    every worker that is running or joins later (or is restarted after a
+    crash).  Unpickling it on a worker imports ``helpers`` first, so
+    TensorFlow starts there quietly and with the book's kernels.
+    """
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class BookWorkerSetup(WorkerPlugin):
+        name = WORKER_SETUP_NAME
+
+        def setup(self, worker):
+            _isolate_python_random()
+            _configure_worker()
+
+    return BookWorkerSetup()
+
+
+def _dask_client(scheduler):
+    """``(client, owned)`` for a ``distributed.Client`` or a scheduler address."""
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - distributed is pinned
+        raise ImportError("scheduler= needs the 'distributed' package (see requirements.txt)") from exc
+    if isinstance(scheduler, Client):
+        if scheduler.status not in ("running", "connecting", "newly-created"):
+            raise ValueError(f"scheduler is a Client that is {scheduler.status}, not running")
+        return scheduler, False
+    if not isinstance(scheduler, str) or not scheduler.strip():
+        raise TypeError(
+            "scheduler must be None (local processes), a distributed.Client or a scheduler "
+            f"address such as 'tcp://10.0.0.5:8786'; got {scheduler!r}"
+        )
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(
+            f"scheduler={scheduler!r} does not answer (no Dask scheduler reached within "
+            f"{CONNECT_TIMEOUT_SECONDS} s); start one with `dask scheduler` and check the address"
+        ) from exc
+    return client, True
+
+
+def _prepare_dask_workers(client, scheduler) -> None:
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_SECONDS)
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(
+            f"scheduler={scheduler!r} has no workers after {CONNECT_TIMEOUT_SECONDS} s; start "
+            "some with `dask worker ADDRESS`"
+        ) from exc
+    client.register_plugin(_dask_worker_setup(), name=WORKER_SETUP_NAME)
+
+
+@contextlib.contextmanager
+def compute_on(scheduler=None, *, n_jobs: int | None = None, scatter=None):
+    """Run the joblib work inside the block on local processes or on a Dask cluster.
+
+    Everything in ``helpers`` that runs in parallel (:func:`cross_validate_model`
+    and the searches of :mod:`helpers.search`) runs inside this context, and
+    scikit-learn code written by the reader can too.
+
+    Parameters
+    ----------
+    scheduler
+        ``None``: local worker processes (joblib's loky backend), each set up
+        by :func:`_configure_worker` when it starts.  A ``distributed.Client``
+        (left open) or a scheduler address such as ``"tcp://10.0.0.5:8786"``
+        (connected to, and closed at the end): joblib's Dask backend, with the
+        same setup registered as a worker plugin.
+    n_jobs
+        Local processes when nothing else says (``None``: one per core).
+        Ignored on Dask, which uses every worker thread.
+    scatter
+        On Dask, arrays every task reads (the data), sent to every worker
+        once at the start instead of on demand.
+
+    Raises
+    ------
+    ConnectionError
+        An address where no scheduler answers, or a scheduler without workers.
+    WorkerLostError
+        A Dask worker died while running a task and the scheduler could not
+        finish the task elsewhere: it retries a task whose worker died
+        (``distributed.scheduler.allowed-failures`` times), but not one whose
+        inputs joblib had placed on that worker only.
+
+    Examples
+    --------
+    >>> from sklearn.model_selection import cross_val_score
+    >>> with compute_on(None, n_jobs=2):  # doctest: +SKIP
+    ...     cross_val_score(model, X, y, n_jobs=2)
+    """
+    if n_jobs is not None:
+        n_jobs = check_int("n_jobs", n_jobs, minimum=1)
+    if scheduler is None:
+        with parallel_config(backend="loky", n_jobs=n_jobs, initializer=_configure_worker):
+            yield None
+        return
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+
+    client, owned = _dask_client(scheduler)
+    _isolate_python_random()
+    try:
+        _prepare_dask_workers(client, scheduler)
+        with parallel_config(backend="dask", client=client, scatter=list(scatter or [])):
+            yield client
+    except (KilledWorker, FutureCancelledError) as exc:
+        raise WorkerLostError(
+            "a Dask worker died while running a task, and the scheduler could not finish "
+            f"it elsewhere ({type(exc).__name__}: {exc}); the computation was stopped. Common "
+            "causes: the worker ran out of memory, or was stopped. See the workers' logs."
+        ) from exc
+    finally:
+        if owned:
+            client.close()
+
+
+def _score_fold(estimator, X, y, train, test, seed, scoring, caller_pid):
+    if os.getpid() != caller_pid:
+        _configure_worker()  # already done when the worker started; cheap to repeat
+    model = seeded(estimator, seed)
     model.fit(X[train], y[train])
     return get_scorer(scoring)(model, X[test], y[test])
 
@@ -179,6 +377,7 @@ def cross_validate_model(
     n_jobs: int | None = None,
     scoring: str = "accuracy",
     name: str | None = None,
+    scheduler=None,
 ) -> CVResult:
     """Score ``estimator`` by stratified, shuffled k-fold cross-validation.
 
@@ -199,11 +398,15 @@ def cross_validate_model(
         fold's model.
     n_jobs
         Worker processes; ``None`` uses one per core.  Scores do not depend
-        on it.
+        on it.  Ignored when ``scheduler`` is given.
     scoring
         A scikit-learn scorer name.
     name
         Label for the result (defaults to the estimator's class name).
+    scheduler
+        ``None`` to run on local processes, or a ``distributed.Client`` or a
+        scheduler address to run the folds on a Dask cluster (see
+        :func:`compute_on`).  Scores do not depend on it.
 
     Returns
     -------
@@ -230,11 +433,13 @@ def cross_validate_model(
     get_scorer(scoring)  # an unknown name fails here, before any training
     splits = make_splits(y, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
     seeds = fold_seeds(seed, len(splits))
-    jobs = (
-        delayed(_score_fold)(estimator, X, y, train, test, fold_seed, scoring, n_jobs > 1)
+    seeded(estimator, 0)  # no random_state to seed: fail here, before any training
+    jobs = [
+        delayed(_score_fold)(estimator, X, y, train, test, fold_seed, scoring, os.getpid())
         for (train, test), fold_seed in zip(splits, seeds)
-    )
-    scores = Parallel(n_jobs=n_jobs)(jobs)
+    ]
+    with compute_on(scheduler, n_jobs=n_jobs, scatter=[X, y]):
+        scores = Parallel(n_jobs=None if scheduler is not None else n_jobs)(jobs)
     return CVResult(
         name=name or type(estimator).__name__,
         scores=np.asarray(scores, dtype=float).reshape(n_repeats, n_splits),
