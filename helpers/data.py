@@ -38,6 +38,11 @@ __all__ = [
     "SonarData",
     "SonarDataError",
     "load_sonar",
+    "DigitsData",
+    "DigitsDataError",
+    "load_digits_data",
+    "check_digits",
+    "add_noise_columns",
 ]
 
 SONAR_SHA256 = "e90434cdbf00fcf93ffa911fe447ae25606979658e60f1d32e155c3b5240234d"
@@ -346,3 +351,147 @@ def _parse_label(file: Path, row: int, cell: str) -> int:
         raise _error(
             file, f"row {row}, column {col}: label {cell!r} is not {allowed}"
         ) from None
+
+
+# --------------------------------------------------------------------------- digits images
+
+DIGITS_SHAPE = (8, 8)
+DIGITS_N_SAMPLES = 1797
+DIGITS_MAX_VALUE = 16  # each pixel counts how many of a 4x4 block's 16 bits were set
+
+
+class DigitsDataError(ValueError):
+    """The digits images are not what scikit-learn ships (wrong shape, values or labels)."""
+
+
+@dataclass(frozen=True, eq=False)
+class DigitsData:
+    """scikit-learn's handwritten digits, scaled to ``[0, 1]``.
+
+    Attributes
+    ----------
+    X : numpy.ndarray
+        Float64 array of shape ``(1797, 64)``: each row is one 8x8 image, row
+        by row, its pixel counts (0 to 16) divided by 16.
+    y : numpy.ndarray
+        Int64 array of shape ``(1797,)``: the digit shown, 0 to 9.
+    image_shape : tuple of int
+        ``(8, 8)``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    image_shape: tuple[int, int] = DIGITS_SHAPE
+
+    def __repr__(self) -> str:
+        return (
+            f"DigitsData(X=<{self.X.dtype} array {self.X.shape}>, "
+            f"y=<{self.y.dtype} array {self.y.shape}>, image_shape={self.image_shape!r})"
+        )
+
+
+def check_digits(pixels, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Validate digits images given as pixel counts and labels; return ``(X, y)``.
+
+    ``pixels`` must be an ``(n, 64)`` array of whole numbers from 0 to 16 and
+    ``labels`` ``n`` whole numbers from 0 to 9, every digit present.  Returns
+    ``X = pixels / 16`` (float64) and ``y`` (int64).  Raises
+    :class:`DigitsDataError` naming the argument and the first offending row.
+
+    Examples
+    --------
+    >>> X, y = check_digits(np.full((10, 64), 16), np.arange(10))
+    >>> float(X.max()), y.dtype
+    (1.0, dtype('int64'))
+    """
+    pixels = np.asarray(pixels)
+    labels = np.asarray(labels)
+    n_pixels = DIGITS_SHAPE[0] * DIGITS_SHAPE[1]
+    if pixels.ndim != 2 or pixels.shape[1] != n_pixels:
+        raise DigitsDataError(f"pixels must have shape (n, {n_pixels}); got {pixels.shape}")
+    if labels.shape != (len(pixels),):
+        raise DigitsDataError(
+            f"labels must have shape ({len(pixels)},), one per image; got {labels.shape}"
+        )
+    for name, values, top in (("pixels", pixels, DIGITS_MAX_VALUE), ("labels", labels, 9)):
+        if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+            raise DigitsDataError(f"{name} must be numbers; got dtype {values.dtype}")
+        flat = values.reshape(len(values), -1).astype(float)
+        bad = ~np.isfinite(flat) | (flat < 0) | (flat > top) | (flat != np.round(flat))
+        if bad.any():
+            row = int(np.argwhere(bad.any(axis=1))[0, 0])
+            raise DigitsDataError(
+                f"{name} must be whole numbers from 0 to {top}; row {row} holds "
+                f"{flat[row][bad[row]][0]!r}"
+            )
+    missing = sorted(set(range(10)) - set(labels.astype(int).tolist()))
+    if missing:
+        raise DigitsDataError(f"labels must include every digit 0-9; missing {missing}")
+    return pixels.astype(np.float64) / DIGITS_MAX_VALUE, labels.astype(np.int64)
+
+
+def load_digits_data() -> DigitsData:
+    """scikit-learn's 1,797 handwritten digits (8x8 pixels, ten classes), checked and scaled.
+
+    The images are installed with scikit-learn (``sklearn.datasets.load_digits``):
+    nothing is downloaded.  They are checked with :func:`check_digits`, and the
+    number of images must be scikit-learn's 1,797.
+
+    Examples
+    --------
+    >>> data = load_digits_data()
+    >>> data.X.shape, sorted(set(data.y.tolist())) == list(range(10))
+    ((1797, 64), True)
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    X, y = check_digits(bunch.data, bunch.target)
+    if len(X) != DIGITS_N_SAMPLES:
+        raise DigitsDataError(
+            f"scikit-learn's digits should hold {DIGITS_N_SAMPLES} images; this installation "
+            f"has {len(X)}"
+        )
+    return DigitsData(X=X, y=y)
+
+
+# --------------------------------------------------------------------------- noise columns
+
+
+def add_noise_columns(X, n_noise: int, *, seed: int) -> np.ndarray:
+    """``X`` with ``n_noise`` columns of pure noise appended, the same for a given seed.
+
+    The noise is uniform on ``[0, 1]`` (the range of Sonar's features) and
+    carries no information about any label.  Column ``j`` of the noise depends
+    only on ``seed``, ``j`` and the number of rows, so the first 60 noise
+    columns are the same whether 60 or 240 are added.
+
+    Parameters
+    ----------
+    X
+        A 2-D array of features.
+    n_noise
+        Number of noise columns, 0 or more (0 returns a float copy of ``X``).
+    seed
+        Seed of NumPy's generator (a non-negative integer below 2**32).
+
+    Examples
+    --------
+    >>> X = np.zeros((3, 2))
+    >>> add_noise_columns(X, 4, seed=7).shape
+    (3, 6)
+    >>> bool(np.all(add_noise_columns(X, 4, seed=7)[:, :3] == add_noise_columns(X, 1, seed=7)[:, :3]))
+    True
+    """
+    from helpers.validation import check_int, check_seed
+
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array; got shape {X.shape}")
+    n_noise = check_int("n_noise", n_noise, minimum=0)
+    seed = check_seed("seed", seed)
+    rng = np.random.default_rng(seed)
+    # Drawn one column at a time (rows of the transposed draw), so that a column's
+    # values do not depend on how many columns follow it.
+    noise = rng.random((n_noise, len(X))).T
+    return np.hstack([X, noise])

@@ -1,11 +1,14 @@
-"""Model builders for the Sonar experiments.
+"""Model builders for the book's experiments.
 
 Every chapter builds its networks through :func:`build_mlp`, whose keyword
 arguments cover what the book varies: where the Dropout layers sit and their
-rates, the max-norm limit, the layer widths and the optimizer.  The three
-named builders are the tutorial's configurations, with defaults that match it
-exactly (see ``chapters/`` for the same models written out in full, and
+rates, the max-norm limit, the layer widths, the optimizer and (for data with
+more than two classes) the number of classes.  The three named builders are
+the tutorial's configurations, with defaults that match it exactly (see
+``chapters/`` for the same models written out in full, and
 ``tests/test_models.py`` for the test that keeps the two in step).
+:func:`build_convnet` is the small convolutional network of the chapter on
+when dropout helps, for 8x8 images given as rows of 64 pixels.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __all__ = [
     "build_baseline",
     "build_visible_dropout",
     "build_hidden_dropout",
+    "build_convnet",
     "describe_model",
 ]
 
@@ -65,8 +69,9 @@ def build_mlp(
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 0.01,
     momentum: float = 0.8,
     n_features: int = N_FEATURES,
+    n_classes: int = 2,
 ) -> keras.Sequential:
-    """Build and compile a binary classifier for the Sonar data.
+    """Build and compile a classifier: binary for the Sonar data by default.
 
     Parameters
     ----------
@@ -89,11 +94,16 @@ def build_mlp(
         SGD momentum, in [0, 1).
     n_features
         Number of inputs.
+    n_classes
+        Number of classes.  2 (the default) gives one sigmoid output unit and
+        binary cross-entropy; 3 or more give a softmax layer of ``n_classes``
+        units and sparse categorical cross-entropy (integer labels
+        ``0 .. n_classes - 1``).
 
     Returns
     -------
     keras.Sequential
-        Compiled with binary cross-entropy and accuracy.
+        Compiled with the loss above and accuracy.
 
     Examples
     --------
@@ -116,14 +126,9 @@ def build_mlp(
     rates = _check_hidden_dropout(hidden_dropout, len(widths))
     if max_norm is not None:
         max_norm = check_real("max_norm", max_norm, minimum=0.0, inclusive=False)
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
-    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        learning_rate = check_real("learning_rate", learning_rate, minimum=0.0, inclusive=False)
-    momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0)
-    if momentum == 1.0:
-        raise ValueError("momentum must be in [0, 1); got 1.0")
+    learning_rate, momentum = _check_common(optimizer, learning_rate, momentum)
     n_features = check_int("n_features", n_features, minimum=1)
+    n_classes = check_int("n_classes", n_classes, minimum=2)
 
     layers: list[keras.layers.Layer] = [keras.Input(shape=(n_features,))]
     if input_dropout > 0:
@@ -133,15 +138,133 @@ def build_mlp(
         layers.append(keras.layers.Dense(width, activation="relu", kernel_constraint=constraint))
         if rate > 0:
             layers.append(keras.layers.Dropout(rate))
-    layers.append(keras.layers.Dense(1, activation="sigmoid"))
+    return _finish(layers, n_classes, _make_optimizer(optimizer, learning_rate, momentum))
 
+
+def _finish(layers: list, n_classes: int, optimizer) -> keras.Sequential:
+    """Append the output layer for ``n_classes`` and compile with the matching loss."""
+    if n_classes == 2:
+        layers.append(keras.layers.Dense(1, activation="sigmoid"))
+        loss = "binary_crossentropy"
+    else:
+        layers.append(keras.layers.Dense(n_classes, activation="softmax"))
+        loss = "sparse_categorical_crossentropy"
     model = keras.Sequential(layers)
-    model.compile(
-        loss="binary_crossentropy",
-        optimizer=_make_optimizer(optimizer, learning_rate, momentum),
-        metrics=["accuracy"],
-    )
+    model.compile(loss=loss, optimizer=optimizer, metrics=["accuracy"])
     return model
+
+
+def _check_common(optimizer, learning_rate, momentum):
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        learning_rate = check_real("learning_rate", learning_rate, minimum=0.0, inclusive=False)
+    momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0)
+    if momentum == 1.0:
+        raise ValueError("momentum must be in [0, 1); got 1.0")
+    return learning_rate, momentum
+
+
+def build_convnet(
+    *,
+    image_shape: Sequence[int] = (8, 8),
+    filters: Sequence[int] = (16, 32),
+    dense_units: int = 64,
+    input_dropout: float = 0.0,
+    spatial_dropout: float = 0.0,
+    dense_dropout: float = 0.0,
+    max_norm: float | None = None,
+    n_classes: int = 10,
+    optimizer: str = "adam",
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 0.001,
+    momentum: float = 0.9,
+) -> keras.Sequential:
+    """Build and compile a small convolutional classifier for one-channel images.
+
+    The network takes each image as a flat row of ``height * width`` pixels
+    (so it fits the book's scikit-learn pipeline, scaler included) and
+    reshapes it.  Then: an optional ``Dropout`` on the pixels; a 3x3
+    convolution with ``filters[0]`` ReLU maps and 2x2 max pooling; a 3x3
+    convolution with ``filters[1]`` maps; each convolution optionally
+    followed by ``SpatialDropout2D`` (which drops whole feature maps, not
+    single pixels); a ``Dense`` layer of ``dense_units`` ReLU units, optionally
+    followed by ``Dropout``; the output layer (see :func:`build_mlp`'s
+    ``n_classes``).
+
+    Parameters
+    ----------
+    image_shape
+        ``(height, width)`` of the images, each at least 4.
+    filters
+        Number of feature maps of the two convolutions.
+    dense_units
+        Width of the hidden ``Dense`` layer.
+    input_dropout, spatial_dropout, dense_dropout
+        Rates of the three kinds of dropout layer; 0 omits the layer.
+    max_norm
+        Limit of a ``MaxNorm`` constraint on the kernel of every convolution
+        (the norm of each filter's weights) and of the hidden ``Dense`` layer,
+        or ``None``.
+    n_classes
+        Number of classes, at least 2.
+    optimizer, learning_rate, momentum
+        As in :func:`build_mlp`; the default is Adam at its default rate.
+
+    Returns
+    -------
+    keras.Sequential
+
+    Examples
+    --------
+    >>> model = build_convnet(spatial_dropout=0.1, dense_dropout=0.5)
+    >>> [layer.__class__.__name__ for layer in model.layers][:4]
+    ['Reshape', 'Conv2D', 'SpatialDropout2D', 'MaxPooling2D']
+    """
+    if isinstance(image_shape, (str, bytes)) or not isinstance(image_shape, Sequence):
+        raise TypeError(f"image_shape must be a (height, width) pair; got {image_shape!r}")
+    if len(image_shape) != 2:
+        raise ValueError(f"image_shape must be a (height, width) pair; got {tuple(image_shape)!r}")
+    height, width = (check_int(f"image_shape[{i}]", v, minimum=4) for i, v in enumerate(image_shape))
+    if isinstance(filters, (str, bytes)) or not isinstance(filters, Sequence) or len(filters) != 2:
+        raise TypeError(f"filters must be a pair of feature-map counts; got {filters!r}")
+    filters = [check_int(f"filters[{i}]", f, minimum=1) for i, f in enumerate(filters)]
+    dense_units = check_int("dense_units", dense_units, minimum=1)
+    input_dropout = check_rate("input_dropout", input_dropout)
+    spatial_dropout = check_rate("spatial_dropout", spatial_dropout)
+    dense_dropout = check_rate("dense_dropout", dense_dropout)
+    if max_norm is not None:
+        max_norm = check_real("max_norm", max_norm, minimum=0.0, inclusive=False)
+    learning_rate, momentum = _check_common(optimizer, learning_rate, momentum)
+    n_classes = check_int("n_classes", n_classes, minimum=2)
+
+    def limit(axis):
+        return keras.constraints.MaxNorm(max_norm, axis=axis) if max_norm is not None else None
+
+    def convolution(n_maps):
+        # A filter's weights span the kernel's first three axes (rows, columns,
+        # input maps), so that is the vector max-norm limits.
+        return keras.layers.Conv2D(
+            n_maps, 3, padding="same", activation="relu", kernel_constraint=limit([0, 1, 2])
+        )
+
+    layers: list[keras.layers.Layer] = [
+        keras.Input(shape=(height * width,)),
+        keras.layers.Reshape((height, width, 1)),
+    ]
+    if input_dropout > 0:
+        layers.append(keras.layers.Dropout(input_dropout))
+    layers.append(convolution(filters[0]))
+    if spatial_dropout > 0:
+        layers.append(keras.layers.SpatialDropout2D(spatial_dropout))
+    layers.append(keras.layers.MaxPooling2D(2))
+    layers.append(convolution(filters[1]))
+    if spatial_dropout > 0:
+        layers.append(keras.layers.SpatialDropout2D(spatial_dropout))
+    layers.append(keras.layers.Flatten())
+    layers.append(keras.layers.Dense(dense_units, activation="relu", kernel_constraint=limit(0)))
+    if dense_dropout > 0:
+        layers.append(keras.layers.Dropout(dense_dropout))
+    return _finish(layers, n_classes, _make_optimizer(optimizer, learning_rate, momentum))
 
 
 # The named builders spell out their parameters (no **kwargs) because SciKeras
@@ -205,6 +328,14 @@ def build_hidden_dropout(
     )
 
 
+def _limit(constraint):
+    if constraint is None:
+        return None
+    if isinstance(constraint, keras.constraints.MaxNorm):
+        return float(constraint.max_value)
+    return repr(constraint)
+
+
 def describe_model(model: keras.Model) -> dict:
     """What defines one of the book's networks, as plain Python values.
 
@@ -223,16 +354,20 @@ def describe_model(model: keras.Model) -> dict:
         raise TypeError(f"model must be a keras.Model; got {type(model).__name__}")
     layers = []
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Dropout):
-            layers.append(("Dropout", float(layer.rate)))
+        if isinstance(layer, (keras.layers.Dropout, keras.layers.SpatialDropout2D)):
+            layers.append((type(layer).__name__, float(layer.rate)))
         elif isinstance(layer, keras.layers.Dense):
-            constraint = layer.kernel_constraint
-            limit = None
-            if isinstance(constraint, keras.constraints.MaxNorm):
-                limit = float(constraint.max_value)
-            elif constraint is not None:
-                limit = repr(constraint)
+            limit = _limit(layer.kernel_constraint)
             layers.append(("Dense", int(layer.units), layer.activation.__name__, limit))
+        elif isinstance(layer, keras.layers.Conv2D):
+            layers.append(
+                ("Conv2D", int(layer.filters), tuple(layer.kernel_size), layer.padding,
+                 layer.activation.__name__, _limit(layer.kernel_constraint))
+            )
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            layers.append(("MaxPooling2D", tuple(layer.pool_size)))
+        elif isinstance(layer, keras.layers.Reshape):
+            layers.append(("Reshape", tuple(layer.target_shape)))
         else:
             layers.append((type(layer).__name__,))
     optimizer = model.optimizer

@@ -36,12 +36,19 @@ from collections import OrderedDict, defaultdict
 
 import keras
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
 from helpers.compat import KerasClassifier
 from helpers.validation import check_int, check_seed
 
-__all__ = ["fit_compiled", "epoch_orders", "FastKerasClassifier", "make_classifier"]
+__all__ = [
+    "fit_compiled",
+    "epoch_orders",
+    "FastKerasClassifier",
+    "make_classifier",
+    "TrainOnFraction",
+]
 
 
 def epoch_orders(n_samples: int, epochs: int, seed: int | None) -> np.ndarray:
@@ -426,3 +433,67 @@ def make_classifier(build_fn, *, epochs: int = 300, batch_size: int = 16, **mode
         **{f"model__{key}": value for key, value in model_params.items()},
     )
     return Pipeline([("scale", StandardScaler()), ("model", classifier)])
+
+
+class TrainOnFraction(ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` on a stratified fraction of the rows it is given.
+
+    Inside cross-validation this shrinks every training fold to ``fraction``
+    of its rows while the held-out fold keeps all of its own, so smaller
+    training sets are scored on as many test rows as the full one.  Which
+    rows are kept is fixed by ``random_state``; ``cross_validate_model`` seeds
+    it per fold like every other ``random_state``.
+
+    Parameters
+    ----------
+    estimator
+        A scikit-learn classifier or pipeline (cloned at each fit).
+    fraction
+        Share of the training rows kept, in (0, 1]; 1 keeps them all.
+    random_state
+        Seed of the stratified draw.
+
+    Examples
+    --------
+    >>> from helpers.models import build_baseline
+    >>> small = TrainOnFraction(make_classifier(build_baseline), fraction=0.25)
+    >>> small.get_params()["fraction"]
+    0.25
+    """
+
+    def __init__(self, estimator, fraction: float = 1.0, random_state: int | None = None):
+        self.estimator = estimator
+        self.fraction = fraction
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        from sklearn.base import clone
+        from sklearn.model_selection import train_test_split
+
+        from helpers.validation import check_real
+
+        fraction = check_real("fraction", self.fraction, minimum=0.0, inclusive=False, maximum=1.0)
+        seed = None if self.random_state is None else check_seed("random_state", self.random_state)
+        X, y = np.asarray(X), np.asarray(y)
+        if len(X) != len(y):
+            raise ValueError(f"X and y must have the same number of rows; got {len(X)} and {len(y)}")
+        if fraction < 1.0:
+            n_classes = len(np.unique(y))
+            if round(fraction * len(y)) < n_classes:
+                raise ValueError(
+                    f"fraction={fraction} keeps {round(fraction * len(y))} of {len(y)} rows, "
+                    f"fewer than the {n_classes} classes"
+                )
+            X, _, y, _ = train_test_split(
+                X, y, train_size=fraction, stratify=y, random_state=seed
+            )
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        self.n_train_ = len(y)
+        return self
+
+    def predict(self, X):
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X)

@@ -22,7 +22,11 @@ from helpers.data import (
     N_SAMPLES,
     SONAR_SHA256,
     SonarData,
+    DigitsDataError,
     SonarDataError,
+    add_noise_columns,
+    check_digits,
+    load_digits_data,
     load_sonar,
 )
 
@@ -468,3 +472,84 @@ def test_copy_differing_only_in_line_endings_says_so(tmp_path):
     path.write_bytes(DEFAULT_SONAR_PATH.read_bytes().replace(b"\n", b"\r\n"))
     with pytest.raises(SonarDataError, match="only the bytes differ"):
         load_sonar(path, verify_checksum=True)
+
+
+# --------------------------------------------------------------------------- digits images
+
+
+def test_digits_loader_shapes_and_scaling():
+    from sklearn.datasets import load_digits
+
+    data = load_digits_data()
+    assert data.X.shape == (1797, 64) and data.X.dtype == np.float64
+    assert data.y.shape == (1797,) and data.y.dtype == np.int64
+    assert data.X.min() == 0.0 and data.X.max() == 1.0
+    bunch = load_digits()
+    np.testing.assert_array_equal(data.X * 16, bunch.data)
+    np.testing.assert_array_equal(data.y, bunch.target)
+    assert np.bincount(data.y).min() >= 170
+    assert "1797" not in repr(data.X[:1]) and "(1797, 64)" in repr(data)
+
+
+@pytest.mark.parametrize(
+    "pixels, labels, match",
+    [
+        (np.zeros((10, 63)), np.arange(10), r"pixels must have shape \(n, 64\)"),
+        (np.zeros((10, 8, 8)), np.arange(10), "pixels must have shape"),
+        (np.zeros((10, 64)), np.arange(9), "labels must have shape"),
+        (np.full((10, 64), 17.0), np.arange(10), "pixels must be whole numbers from 0 to 16; row 0"),
+        (np.full((10, 64), 0.5), np.arange(10), "pixels must be whole numbers"),
+        (np.vstack([np.zeros((3, 64)), np.full((7, 64), np.nan)]), np.arange(10), "row 3"),
+        (np.zeros((10, 64)), np.r_[np.arange(9), 10], "labels must be whole numbers from 0 to 9; row 9"),
+        (np.zeros((10, 64)), np.r_[np.arange(9), 8], r"missing \[9\]"),
+        (np.zeros((10, 64)), np.array(list("0123456789")), "labels must be numbers"),
+    ],
+)
+def test_check_digits_names_what_is_wrong(pixels, labels, match):
+    with pytest.raises(DigitsDataError, match=match):
+        check_digits(pixels, labels)
+
+
+def test_check_digits_accepts_and_scales():
+    X, y = check_digits(np.tile(np.arange(17), 4)[:64][None].repeat(10, 0), np.arange(10.0))
+    assert X.max() == 1.0 and y.dtype == np.int64
+
+
+# --------------------------------------------------------------------------- noise columns
+
+
+def test_noise_columns_are_appended_uniform_and_reproducible():
+    X = load_sonar().X
+    noisy = add_noise_columns(X, 240, seed=7)
+    assert noisy.shape == (208, 300)
+    np.testing.assert_array_equal(noisy[:, :60], X)
+    noise = noisy[:, 60:]
+    assert 0.0 <= noise.min() and noise.max() < 1.0
+    assert abs(noise.mean() - 0.5) < 0.01
+    np.testing.assert_array_equal(add_noise_columns(X, 240, seed=7), noisy)
+    assert not np.array_equal(add_noise_columns(X, 240, seed=8), noisy)
+    # No noise column tells mines from rocks better than chance would.
+    y = load_sonar().y
+    gaps = np.abs(noise[y == 0].mean(axis=0) - noise[y == 1].mean(axis=0))
+    assert gaps.max() < 0.15
+
+
+def test_fewer_noise_columns_are_a_prefix_of_more():
+    X = np.zeros((30, 2))
+    np.testing.assert_array_equal(add_noise_columns(X, 60, seed=1), add_noise_columns(X, 240, seed=1)[:, :62])
+    np.testing.assert_array_equal(add_noise_columns(X, 0, seed=1), X)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((np.zeros(5), 3), {"seed": 0}, ValueError, "X must be a 2-D array"),
+        ((np.zeros((5, 2)), -1), {"seed": 0}, ValueError, "n_noise"),
+        ((np.zeros((5, 2)), 2.0), {"seed": 0}, TypeError, "n_noise"),
+        ((np.zeros((5, 2)), 2), {"seed": -1}, ValueError, "seed"),
+        ((np.zeros((5, 2)), 2), {"seed": None}, TypeError, "seed"),
+    ],
+)
+def test_add_noise_columns_validates(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        add_noise_columns(*args, **kwargs)

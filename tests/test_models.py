@@ -14,6 +14,7 @@ all with binary cross-entropy, accuracy, 60 inputs and Keras' default initialise
 
 from __future__ import annotations
 
+import helpers  # noqa: F401  (first: it fixes TensorFlow's kernels before keras imports it)
 import keras
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from helpers.models import (
     describe_model,
     N_FEATURES,
     build_baseline,
+    build_convnet,
     build_hidden_dropout,
     build_mlp,
     build_visible_dropout,
@@ -337,3 +339,117 @@ def test_build_mlp_accepts_one_dimensional_numpy_arrays():
     assert [layer[1] for layer in described if layer[0] == "Dropout"] == pytest.approx([0.1, 0.2])
     with pytest.raises(TypeError, match="hidden_units"):
         build_mlp(hidden_units=np.array([[8, 4]]))
+
+
+# --------------------------------------------------------------------------- more than two classes
+
+
+def test_build_mlp_multiclass_has_softmax_and_sparse_loss():
+    model = build_mlp(n_features=64, n_classes=10, hidden_units=(16,))
+    assert describe(model)[-1] == ("Dense", 10, "softmax", None)
+    assert describe_model(model)["loss"] == "sparse_categorical_crossentropy"
+    out = keras.ops.convert_to_numpy(model(np.random.default_rng(0).normal(size=(4, 64)), training=False))
+    assert out.shape == (4, 10)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_build_mlp_two_classes_is_the_binary_network():
+    assert describe_model(build_mlp(n_classes=2)) == describe_model(build_mlp())
+
+
+@pytest.mark.parametrize("value, error", [(1, ValueError), (0, ValueError), (3.0, TypeError)])
+def test_build_mlp_rejects_bad_n_classes(value, error):
+    with pytest.raises(error, match="n_classes"):
+        build_mlp(n_classes=value)
+
+
+# --------------------------------------------------------------------------- build_convnet
+
+
+def test_build_convnet_without_dropout():
+    model = build_convnet()
+    assert describe_model(model)["layers"] == [
+        ("Reshape", (8, 8, 1)),
+        ("Conv2D", 16, (3, 3), "same", "relu", None),
+        ("MaxPooling2D", (2, 2)),
+        ("Conv2D", 32, (3, 3), "same", "relu", None),
+        ("Flatten",),
+        ("Dense", 64, "relu", None),
+        ("Dense", 10, "softmax", None),
+    ]
+    assert model.input_shape == (None, 64)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+
+
+def test_build_convnet_places_each_kind_of_dropout():
+    model = build_convnet(
+        input_dropout=0.2, spatial_dropout=0.1, dense_dropout=0.5, max_norm=3.0,
+        filters=(4, 6), dense_units=12, n_classes=3,
+    )
+    assert describe_model(model)["layers"] == [
+        ("Reshape", (8, 8, 1)),
+        ("Dropout", 0.2),
+        ("Conv2D", 4, (3, 3), "same", "relu", 3.0),
+        ("SpatialDropout2D", 0.1),
+        ("MaxPooling2D", (2, 2)),
+        ("Conv2D", 6, (3, 3), "same", "relu", 3.0),
+        ("SpatialDropout2D", 0.1),
+        ("Flatten",),
+        ("Dense", 12, "relu", 3.0),
+        ("Dropout", 0.5),
+        ("Dense", 3, "softmax", None),
+    ]
+
+
+def test_build_convnet_max_norm_limits_each_filter():
+    # A filter is a kernel[:, :, :, k] slice: after the constraint is applied to a
+    # kernel with large weights, every filter's norm is at most the limit.
+    model = build_convnet(max_norm=0.5, filters=(3, 5))
+    conv = model.layers[1]
+    big = np.random.default_rng(0).normal(size=conv.kernel.shape).astype("float32") * 10
+    limited = keras.ops.convert_to_numpy(conv.kernel_constraint(big))
+    norms = np.sqrt((limited**2).sum(axis=(0, 1, 2)))
+    assert norms.shape == (3,)
+    np.testing.assert_allclose(norms, 0.5, rtol=1e-4)
+
+
+def test_spatial_dropout_drops_whole_feature_maps():
+    model = build_convnet(spatial_dropout=0.5, filters=(8, 8))
+    layer = next(l for l in model.layers if isinstance(l, keras.layers.SpatialDropout2D))
+    x = np.ones((2, 8, 8, 8), dtype="float32")
+    out = keras.ops.convert_to_numpy(layer(x, training=True))
+    per_map = out.reshape(2, 64, 8)
+    # Within one image and map, all 64 positions are kept (x2) or all dropped.
+    assert np.all((per_map.min(axis=1) == per_map.max(axis=1)))
+    assert set(np.unique(per_map)) <= {0.0, 2.0}
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+
+
+def test_build_convnet_other_image_shape():
+    model = build_convnet(image_shape=(6, 10), n_classes=2)
+    assert model.input_shape == (None, 60)
+    assert describe(model)[-1] == ("Dense", 1, "sigmoid", None)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, argument",
+    [
+        ({"image_shape": (8,)}, ValueError, "image_shape"),
+        ({"image_shape": (8, 3)}, ValueError, "image_shape"),
+        ({"image_shape": "8x8"}, TypeError, "image_shape"),
+        ({"filters": (16,)}, TypeError, "filters"),
+        ({"filters": (16, 0)}, ValueError, "filters"),
+        ({"dense_units": 0}, ValueError, "dense_units"),
+        ({"input_dropout": 1.0}, ValueError, "input_dropout"),
+        ({"spatial_dropout": -0.1}, ValueError, "spatial_dropout"),
+        ({"dense_dropout": True}, TypeError, "dense_dropout"),
+        ({"max_norm": 0.0}, ValueError, "max_norm"),
+        ({"n_classes": 1}, ValueError, "n_classes"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer"),
+        ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+    ],
+    ids=lambda v: repr(v) if isinstance(v, dict) else None,
+)
+def test_build_convnet_rejects_invalid_arguments(kwargs, error, argument):
+    with pytest.raises(error, match=argument):
+        build_convnet(**kwargs)

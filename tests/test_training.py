@@ -11,17 +11,26 @@ report the same per-epoch loss and accuracy.
 
 from __future__ import annotations
 
+import helpers  # noqa: F401  (first: it fixes TensorFlow's kernels before keras imports it)
 import keras
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-import helpers
-from helpers.models import build_baseline, build_hidden_dropout, build_mlp
-from helpers.training import FastKerasClassifier, epoch_orders, fit_compiled, make_classifier
+from helpers.cv import cross_validate_model
+from helpers.data import load_digits_data
+from helpers.models import build_baseline, build_convnet, build_hidden_dropout, build_mlp
+from helpers.training import (
+    FastKerasClassifier,
+    TrainOnFraction,
+    epoch_orders,
+    fit_compiled,
+    make_classifier,
+)
 
 N, EPOCHS, BATCH = 50, 3, 16  # 3 full batches of 16 and a partial batch of 2 per epoch
 
@@ -487,3 +496,163 @@ def test_make_classifier_refuses_a_misspelt_model_parameter_at_once():
     with pytest.raises(TypeError, match="input_dropout"):
         make_classifier(build_hidden_dropout, input_dropout=0.3)  # not a parameter of this builder
     make_classifier(build_mlp, input_dropout=0.3)  # but of the general one
+
+
+# --------------------------------------------------------------------------- ten classes, convolutions
+
+
+@pytest.fixture(scope="module")
+def images():
+    """50 random 8x8 "images" in 4 classes, each class a brighter quarter of the image."""
+    rng = np.random.default_rng(1)
+    y = np.arange(N) % 4
+    X = rng.normal(size=(N, 8, 8)).astype("float32")
+    for k in range(4):
+        rows, cols = divmod(k, 2)
+        X[y == k, rows * 4 : rows * 4 + 4, cols * 4 : cols * 4 + 4] += 1.5
+    return X.reshape(N, 64), y.astype("float32")
+
+
+MULTICLASS = {
+    "mlp": (build_mlp, {"n_features": 64, "n_classes": 4, "hidden_units": (12, 8),
+                        "optimizer": "adam", "learning_rate": 0.01}),
+    "mlp-dropout": (build_mlp, {"n_features": 64, "n_classes": 4, "hidden_units": (12, 8),
+                                "input_dropout": 0.2, "hidden_dropout": 0.5, "max_norm": 1.0,
+                                "optimizer": "adam", "learning_rate": 0.01}),
+    "cnn": (build_convnet, {"filters": (3, 4), "dense_units": 8, "n_classes": 4,
+                            "learning_rate": 0.01}),
+    "cnn-dropout": (build_convnet, {"filters": (3, 4), "dense_units": 8, "n_classes": 4,
+                                    "input_dropout": 0.1, "spatial_dropout": 0.25,
+                                    "dense_dropout": 0.5, "max_norm": 0.5, "learning_rate": 0.01}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MULTICLASS))
+def test_fit_compiled_equals_train_on_batch_for_multiclass_and_convolutions(images, name):
+    X, y = images
+    builder, kwargs = MULTICLASS[name]
+    fast, reference = twin_models(builder, **kwargs)
+    initial = [w.copy() for w in fast.get_weights()]
+    history = fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=3)
+    expected = train_with_train_on_batch(reference, X, y, epoch_orders(N, EPOCHS, 3), BATCH)
+    assert_same_weights(fast, reference)
+    assert max(float(np.max(np.abs(w - w0))) for w, w0 in zip(fast.get_weights(), initial)) > 1e-3
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6)
+    assert int(fast.optimizer.iterations.numpy()) == EPOCHS * 4
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_fit_compiled_history_equals_keras_fit_for_multiclass(images, name):
+    X, y = images
+    builder, kwargs = MULTICLASS[name]
+    fast, reference = twin_models(builder, **kwargs)
+    history = fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=6)
+    expected = {"loss": [], "accuracy": []}
+    for order in epoch_orders(N, EPOCHS, 6):
+        logs = reference.fit(X[order], y[order], epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
+        for key in expected:
+            expected[key].extend(logs.history[key])
+    assert_same_weights(fast, reference)
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6)
+
+
+def test_fit_compiled_keeps_max_norm_on_convolution_filters(images):
+    X, y = images
+    builder, kwargs = MULTICLASS["cnn-dropout"]
+    model, _ = twin_models(builder, **kwargs)
+    fit_compiled(model, X, y, epochs=2, batch_size=BATCH, seed=0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            norms = np.sqrt((layer.kernel.numpy() ** 2).sum(axis=(0, 1, 2)))
+            assert norms.max() <= 0.5 + 1e-5
+
+
+def test_fast_classifier_with_ten_classes_and_string_labels():
+    data = load_digits_data()
+    X = StandardScaler().fit_transform(data.X[:300]).astype("float32")
+    names = np.array(list("abcdefghij"))
+    y = names[data.y[:300]]
+    clf = FastKerasClassifier(
+        model=build_convnet, epochs=10, batch_size=32, verbose=0, random_state=0,
+        model__filters=(4, 8), model__dense_units=16, model__learning_rate=0.01,
+    ).fit(X, y)
+    assert list(clf.classes_) == list(names)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (300, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    predicted = clf.predict(X)
+    np.testing.assert_array_equal(predicted, names[proba.argmax(axis=1)])
+    assert np.mean(predicted == y) > 0.5  # learnt something in ten epochs (chance: 0.1)
+    np.testing.assert_allclose(proba, clf.model_.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_multiclass_pipeline_in_cross_validation_is_reproducible():
+    data = load_digits_data()
+    X, y = data.X[:200], data.y[:200]
+    pipe = make_classifier(build_mlp, epochs=3, batch_size=32, n_features=64, n_classes=10,
+                           hidden_units=(16,), optimizer="adam", learning_rate=0.01)
+    a = cross_validate_model(pipe, X, y, n_splits=3, seed=1, n_jobs=1)
+    b = cross_validate_model(pipe, X, y, n_splits=3, seed=1, n_jobs=1)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    assert 0.3 < a.mean <= 1.0
+
+
+# --------------------------------------------------------------------------- TrainOnFraction
+
+
+def test_train_on_fraction_keeps_a_stratified_seeded_share(images):
+    X, y = images
+    X, y = np.tile(X, (4, 1)), np.tile(y, 4)  # 200 rows, 50 per class
+    inner = make_classifier(build_mlp, epochs=1, batch_size=16, n_features=64, n_classes=4,
+                            hidden_units=(4,))
+    model = TrainOnFraction(inner, fraction=0.2, random_state=3).fit(X, y)
+    assert model.n_train_ == 40
+    assert list(model.classes_) == [0.0, 1.0, 2.0, 3.0]
+    assert model.predict(X).shape == (200,)
+    assert model.predict_proba(X).shape == (200, 4)
+
+    seen = []
+    for seed in (3, 3, 4):
+        wrapper = TrainOnFraction(inner, fraction=0.2, random_state=seed)
+        wrapper.estimator = _Recorder()
+        seen.append(wrapper.fit(X, y).estimator_.y)
+    np.testing.assert_array_equal(seen[0], seen[1])
+    assert np.bincount(seen[0].astype(int)).tolist() == [10, 10, 10, 10]
+
+
+def test_train_on_fraction_one_keeps_every_row(images):
+    X, y = images
+    wrapper = TrainOnFraction(_Recorder(), fraction=1.0, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(wrapper.estimator_.y, y)
+
+
+def test_train_on_fraction_draws_differ_between_seeds(images):
+    X, y = images
+    a = TrainOnFraction(_Recorder(), fraction=0.5, random_state=0).fit(X, y).estimator_.X
+    b = TrainOnFraction(_Recorder(), fraction=0.5, random_state=1).fit(X, y).estimator_.X
+    assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "fraction, error, match",
+    [(0.0, ValueError, "fraction"), (1.5, ValueError, "fraction"), ("0.5", TypeError, "fraction"),
+     (0.02, ValueError, "fewer than the 4 classes")],
+)
+def test_train_on_fraction_validates(images, fraction, error, match):
+    X, y = images
+    with pytest.raises(error, match=match):
+        TrainOnFraction(_Recorder(), fraction=fraction, random_state=0).fit(X, y)
+
+
+class _Recorder(ClassifierMixin, BaseEstimator):
+    """Remembers the rows it was fitted on."""
+
+    def fit(self, X, y):
+        self.X, self.y = np.asarray(X), np.asarray(y)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
