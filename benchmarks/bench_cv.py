@@ -222,15 +222,15 @@ def kernel_costs() -> dict:
 
 def print_kernel_costs(reports: dict) -> None:
     book = reports.get(next(iter(KERNEL_SETTINGS)))
-    print(f"{'kernel setting (10 folds, 1 process)':<44} {'baseline':>15} {'visible dropout':>24}")
+    print(f"{'kernel setting (10 folds, 1 process)':<44} {'baseline':>30} {'visible dropout':>30}")
     for label, report in reports.items():
         cells = []
         for name in ("baseline", "visible_dropout"):
             seconds = report[name]["seconds"]
             ratio = seconds / book[name]["seconds"] if book else float("nan")
             cells.append(f"{seconds:5.1f} s {ratio:4.2f}x {report[name]['summary']:>15}")
-        print(f"{label:<44} {cells[0][:15]:>15} {cells[1]:>24}")
-    print("(ratios are to the book's setting; the summaries show which settings change the numbers)")
+        print(f"{label:<44} {cells[0]:>30} {cells[1]:>30}")
+    print("(times are ratios to the book's setting; the scores show which settings change the numbers)")
 
 
 def main() -> int:
