@@ -350,3 +350,50 @@ def test_workers_tolerate_tensorflow_graph_memory():
     from joblib.externals.loky import process_executor
 
     assert process_executor._MAX_MEMORY_LEAK_SIZE < cv.WORKER_MEMORY_GROWTH_LIMIT  # caller untouched
+
+
+# --------------------------------------------------------------------------- where the work runs
+
+
+def test_local_workers_are_configured_when_they_start():
+    # compute_on(None) gives loky an initializer: a task that does not call
+    # _configure_worker itself still finds one TensorFlow thread and the raised
+    # memory threshold in its worker.
+    from joblib import Parallel, delayed
+
+    from helpers import cv
+
+    def settings(_):
+        import tensorflow as tf
+        from joblib.externals.loky import process_executor
+
+        return (
+            tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads(),
+            process_executor._MAX_MEMORY_LEAK_SIZE,
+        )
+
+    with cv.compute_on(None, n_jobs=2):
+        found = Parallel()(delayed(settings)(i) for i in range(4))
+    assert set(found) == {(1, 1, cv.WORKER_MEMORY_GROWTH_LIMIT)}
+
+
+def test_compute_on_validates_n_jobs():
+    from helpers.cv import compute_on
+
+    with pytest.raises(ValueError, match="n_jobs"):
+        with compute_on(None, n_jobs=0):
+            pass
+
+
+def test_seeded_sets_every_random_state_on_a_fresh_clone(recorder):
+    from helpers.cv import seeded
+
+    pipe = make_pipeline(StandardScaler(), recorder(random_state=1))
+    copy = seeded(pipe, 42)
+    assert copy.get_params()["recordingclassifier__random_state"] == 42
+    assert pipe.get_params()["recordingclassifier__random_state"] == 1
+    with pytest.raises(ValueError, match="random_state"):
+        seeded(KNeighborsClassifier(), 1)
+    with pytest.raises(ValueError, match="seed"):
+        seeded(recorder(), -1)
