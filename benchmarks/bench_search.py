@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     label = f"LocalCluster ({args.workers} x 1 thread)"
     start = time.perf_counter()
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                      silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         startup = time.perf_counter() - start
         cold, _ = timed_search(X, y, n_jobs=args.workers, scheduler=client)

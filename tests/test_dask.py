@@ -31,7 +31,8 @@ MAX_NORM = "model__model__max_norm"
 
 def local_cluster(**kwargs):
     return distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
         silence_logs=logging.CRITICAL, **kwargs,
     )
 
