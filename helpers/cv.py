@@ -34,7 +34,7 @@ from sklearn.base import clone
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import StratifiedKFold
 
-from helpers.validation import check_int, check_seed
+from helpers.validation import check_int, check_seed, check_xy
 
 __all__ = [
     "CVResult",
@@ -421,12 +421,7 @@ def cross_validate_model(
     >>> print(result)  # doctest: +SKIP
     baseline: 83.71% (6.74%)
     """
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array; got shape {X.shape}")
-    if len(X) != len(y):
-        raise ValueError(f"X and y must have the same number of rows; got {len(X)} and {len(y)}")
+    X, y = check_xy(X, y)
     if n_jobs is None:
         n_jobs = os.cpu_count() or 1
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)

@@ -36,7 +36,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
 
 from helpers.cv import CVResult, compute_on, fold_seeds, make_splits, seeded
-from helpers.validation import check_int, check_rate, check_seed
+from helpers.validation import check_int, check_rate, check_seed, check_xy
 
 __all__ = [
     "NestedResult",
@@ -269,16 +269,6 @@ def make_search(
     return RandomizedSearchCV(model, grids, n_iter=n_iter, random_state=model_seed, **common)
 
 
-def _check_data(X, y):
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array; got shape {X.shape}")
-    if len(X) != len(y):
-        raise ValueError(f"X and y must have the same number of rows; got {len(X)} and {len(y)}")
-    return X, y
-
-
 def _check_search(search):
     if not isinstance(search, (GridSearchCV, RandomizedSearchCV)):
         raise TypeError(f"search must be a GridSearchCV or RandomizedSearchCV; got {type(search).__name__}")
@@ -309,7 +299,7 @@ def run_search(search, X, y, *, scheduler=None):
     >>> search.best_params_  # doctest: +SKIP
     """
     _check_search(search)
-    X, y = _check_data(X, y)
+    X, y = check_xy(X, y)
     with compute_on(scheduler, n_jobs=search.n_jobs, scatter=[X, y]):
         search.fit(X, y)
     return search
@@ -400,7 +390,7 @@ def nested_cross_validate(
     >>> nested.result.mean, nested.choices("model__model__hidden_dropout")  # doctest: +SKIP
     """
     _check_search(search)
-    X, y = _check_data(X, y)
+    X, y = check_xy(X, y)
     splits = make_splits(y, n_splits=n_splits, seed=seed)
     scorer = get_scorer(search.scoring)
     scores, chosen, inner = [], [], []

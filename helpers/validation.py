@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 __all__ = ["check_int", "check_real", "check_rate", "check_seed"]
 
 
@@ -72,3 +74,14 @@ def check_rate(name: str, value) -> float:
 def check_seed(name: str, value) -> int:
     """A seed: a non-negative integer below 2**32 (what NumPy and Keras accept)."""
     return check_int(name, value, minimum=0, maximum=2**32 - 1)
+
+
+def check_xy(X, y):
+    """``X`` as a 2-D array and ``y`` as an array with as many rows, or a ValueError naming them."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array; got shape {X.shape}")
+    if len(X) != len(y):
+        raise ValueError(f"X and y must have the same number of rows; got {len(X)} and {len(y)}")
+    return X, y

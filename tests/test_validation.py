@@ -229,3 +229,14 @@ def test_check_seed_rejects_non_integers_with_type_error(value):
     with pytest.raises(TypeError) as excinfo:
         check_seed(NAME, value)
     assert_names(excinfo, repr(value))
+
+
+def test_check_xy_names_the_shape_and_row_mismatch():
+    from helpers.validation import check_xy
+
+    X, y = check_xy([[1.0, 2.0]], [0])
+    assert X.shape == (1, 2) and y.shape == (1,)
+    with pytest.raises(ValueError, match="X must be a 2-D array; got shape \\(2,\\)"):
+        check_xy([1.0, 2.0], [0, 1])
+    with pytest.raises(ValueError, match="same number of rows; got 1 and 2"):
+        check_xy([[1.0]], [0, 1])
