@@ -257,6 +257,77 @@ def _dask_worker_setup():
     return BookWorkerSetup()
 
 
+# Workaround for joblib 1.6.0's Dask backend (joblib/_dask.py), which hangs for
+# ever when a worker dies.  joblib learns a batch's outcome only through the
+# callback it passes to `submit`: its status stays "pending" until the
+# callback is called with the result (or with an exception, which marks the
+# batch failed).  The backend calls it for finished and cancelled Dask
+# futures, but not for erred ones: a task whose worker died (KilledWorker)
+# leaves joblib waiting.  Also, joblib scatters each argument over 1 kB (the
+# fold indices) to one worker without lineage; if that worker dies while
+# `submit` is still awaiting the data, `submit` fails on the event loop and
+# nothing is ever delivered.  Seen here in about three runs in four of
+# tests/test_dask.py::test_a_worker_that_dies_mid_search_is_a_clear_error, and
+# in CI, which hung until its time limit.  The subclass below calls the
+# callback with the exception in every case; compute_on turns it into
+# WorkerLostError.  It uses joblib's private `_to_func_args`,
+# `waiting_futures`, `_results` and `_callbacks` (joblib pinned in
+# requirements.txt; the test above fails if they change).
+def _dask_backend(client, scatter):
+    """joblib's Dask backend with errors on its event loop delivered to the caller."""
+    import asyncio
+    import concurrent.futures
+    import uuid
+
+    from joblib._dask import DaskDistributedBackend
+    from joblib._utils import _TracebackCapturingWrapper
+
+    class DeliveringDaskBackend(DaskDistributedBackend):
+        def submit(self, func, callback=None):
+            result = concurrent.futures.Future()
+            result.get = result.result  # the AsyncResult API joblib expects
+
+            async def send():
+                try:
+                    batch, tasks = await self._to_func_args(func)
+                    future = self.client.submit(
+                        _TracebackCapturingWrapper(batch), tasks=tasks,
+                        key=f"{batch!r}-{uuid.uuid4().hex}", **self.submit_kwargs,
+                    )
+                except BaseException as exc:  # noqa: BLE001 - delivered to joblib below
+                    _deliver(result, callback, exc)
+                    return
+                self._results[future] = result
+                self._callbacks[future] = callback
+                self.waiting_futures.add(future)
+
+            self.client.loop.add_callback(send)
+            return result
+
+        async def _collect(self):
+            while self._continue:
+                async for future, outcome in self.waiting_futures:
+                    result = self._results.pop(future, None)
+                    callback = self._callbacks.pop(future, None)
+                    if result is None:
+                        continue
+                    if future.status == "error":
+                        outcome = outcome[1]  # (type, exception, traceback)
+                    _deliver(result, callback, outcome, failed=future.status != "finished")
+                await asyncio.sleep(0.01)
+
+    def _deliver(result, callback, outcome, failed=True):
+        """Resolve joblib's future and tell joblib (a callback given an exception fails the batch)."""
+        if failed:
+            result.set_exception(outcome)
+        else:
+            result.set_result(outcome)
+        if callback is not None:
+            callback(outcome)
+
+    return DeliveringDaskBackend(client=client, scatter=list(scatter or []))
+
+
 def _dask_client(scheduler):
     """``(client, owned)`` for a ``distributed.Client`` or a scheduler address."""
     try:
@@ -338,16 +409,18 @@ def compute_on(scheduler=None, *, n_jobs: int | None = None, scatter=None):
         with parallel_config(backend="loky", n_jobs=n_jobs, initializer=_configure_worker):
             yield None
         return
+    from asyncio import CancelledError as LoopCancelled
+    from concurrent.futures import CancelledError
+
     from distributed import KilledWorker
-    from distributed.client import FutureCancelledError
 
     client, owned = _dask_client(scheduler)
     _isolate_python_random()
     try:
         _prepare_dask_workers(client, scheduler)
-        with parallel_config(backend="dask", client=client, scatter=list(scatter or [])):
+        with parallel_config(backend=_dask_backend(client, scatter)):
             yield client
-    except (KilledWorker, FutureCancelledError) as exc:
+    except (KilledWorker, CancelledError, LoopCancelled) as exc:
         raise WorkerLostError(
             "a Dask worker died while running a task, and the scheduler could not finish "
             f"it elsewhere ({type(exc).__name__}: {exc}); the computation was stopped. Common "
