@@ -7,11 +7,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install book test test-unit test-notebooks execute bench bench-search lab clean
+.PHONY: help install book chromium test test-unit test-notebooks test-browser execute bench bench-search lab clean
 
 help:
 	@echo "make book      build the HTML book into _build/html (from stored outputs)"
-	@echo "make test      run every test: unit tests, then every notebook under nbval"
+	@echo "make test      run every test: unit tests, every notebook under nbval, every page in Chromium"
 	@echo "make execute   re-run every notebook in place in a fresh kernel"
 	@echo "make bench     time the tutorial's code against the book's (prints ratios)"
 	@echo "make bench-search  time chapter 6's grid search: one process, local processes, Dask"
@@ -32,10 +32,17 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
-test: test-unit test-notebooks
+test: test-unit test-notebooks test-browser
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/browser
+
+# Every page of the built book in Debian's Chromium, offline (tests/browser).
+test-browser: book chromium
+	$(BIN)/python -m pytest tests/browser
+
+chromium:
+	bash tools/install_chromium.sh
 
 # --nbval-current-env: run the notebooks with this environment's Python, whatever
 # kernels are installed elsewhere on the machine.  tests/offline on PYTHONPATH

@@ -1,0 +1,36 @@
+"""Sphinx fixes for the book's HTML, loaded by _config.yml (``local_extensions``).
+
+sphinx-thebe 0.3.1 adds its inline configuration script (``const THEBE_JS_URL
+= ...``) each time Sphinx emits ``env-before-read-docs``, which happens twice
+in a Jupyter Book 1 build, so every page declared the same ``const`` twice and
+the browser reported "Identifier 'THEBE_JS_URL' has already been declared" on
+every page (tests/browser found it); sphinx-togglebutton's inline script is
+repeated the same way.  Sphinx removes a repeated script only when it is
+added the same way (an inline script's file name is None on one path and ""
+on the other); this extension drops the repeats, keeping the first of each.  tests/browser/test_book_pages.py fails if the error comes back.
+"""
+
+from __future__ import annotations
+
+
+def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, kept = set(), []
+    for script in scripts:
+        # The same script added once with filename None and once with "" (how
+        # Sphinx stores an inline script on each path) must count as one.
+        filename = getattr(script, "filename", script) or ""
+        attributes = sorted(getattr(script, "attributes", {}).items())
+        key = (str(filename), getattr(script, "priority", None), tuple(attributes))
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    scripts[:] = kept
+
+
+def setup(app):
+    # Late (priority 900), after the other extensions have added their scripts.
+    app.connect("html-page-context", _drop_repeated_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
