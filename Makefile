@@ -44,12 +44,12 @@ test-browser: book chromium
 chromium:
 	bash tools/install_chromium.sh
 
-# --nbval-current-env: run the notebooks with this environment's Python, whatever
-# kernels are installed elsewhere on the machine.  tests/offline on PYTHONPATH
-# blocks network access in the kernels and their workers (tests/test_offline.py).
+# Exactly the README's `pytest --nbval chapters/`, with the environment's Python:
+# chapters/conftest.py sets what it needs (this environment's kernel, the
+# sanitize file, and tests/offline on PYTHONPATH, which blocks network access in
+# the kernels and their workers: tests/test_offline.py).
 test-notebooks: $(STAMP)
-	PYTHONPATH=$(CURDIR)/tests/offline $(BIN)/python -m pytest --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg chapters/
+	$(BIN)/python -m pytest --nbval chapters/
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py chapters/*.ipynb
@@ -62,8 +62,18 @@ bench: $(STAMP)
 bench-search: $(STAMP)
 	$(BIN)/python benchmarks/bench_search.py
 
+# JupyterLab with this environment's Python as the notebooks' kernel ("python3"),
+# even when the reader has a python3 kernel of their own that Jupyter would
+# otherwise find first (in ~/.local/share/jupyter with JUPYTER_PREFER_ENV_PATH=0,
+# or on their JUPYTER_PATH): the kernel is installed in .venv with this Python's
+# full path, and .venv's folder goes first on JUPYTER_PATH.  tests/test_lab.py
+# runs this recipe.
+LAB_COMMAND ?= lab chapters/
 lab: $(STAMP)
-	$(BIN)/jupyter lab chapters/
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 \
+		--display-name "Python 3 (dropout book)" > /dev/null
+	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH} \
+		$(BIN)/jupyter $(LAB_COMMAND)
 
 clean:
 	rm -rf _build

@@ -98,8 +98,31 @@ def _cell_tags(item) -> list:
     return list(item.cell.get("metadata", {}).get("tags", []))
 
 
+ROOT = Path(__file__).resolve().parent.parent
+OFFLINE_GUARD = ROOT / "tests" / "offline"
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+
 def pytest_configure(config):
     config._book_exact_reason = exact_mode_reason()
+    # What the README's `pytest --nbval chapters/` needs, set here so that the
+    # bare command does what `make test-notebooks` does:
+    # - run the notebooks with this environment's Python, not whatever kernel
+    #   named in the notebook a reader has installed elsewhere (unless they name
+    #   one with --nbval-kernel-name);
+    # - mask what legitimately differs between runs (tests/nbval_sanitize.cfg),
+    #   unless they give their own file;
+    # - the offline guard (tests/offline/sitecustomize.py) on PYTHONPATH, which
+    #   the kernels nbval starts, and their workers, inherit.
+    option = config.option
+    if hasattr(option, "nbval_current_env"):
+        if not option.nbval_kernel_name:
+            option.nbval_current_env = True
+        if option.nbval_sanitize_with is None and SANITIZE.is_file():
+            option.nbval_sanitize_with = str(SANITIZE)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if OFFLINE_GUARD.is_dir() and str(OFFLINE_GUARD) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(OFFLINE_GUARD), *paths])
 
 
 def pytest_report_header(config):

@@ -1,8 +1,9 @@
 """The book runs without a network.
 
 Unit tests: ``helpers`` is exercised under pytest-socket, which disables
-Python sockets for this whole module.  Notebooks: ``make test-notebooks`` runs
-nbval with ``tests/offline`` on PYTHONPATH, whose ``sitecustomize`` refuses
+Python sockets for this whole module.  Notebooks: ``pytest --nbval chapters/``
+(what ``make test-notebooks`` runs) puts ``tests/offline`` on PYTHONPATH
+(chapters/conftest.py), whose ``sitecustomize`` refuses
 any connection or name lookup beyond this machine in the kernels and their
 joblib workers; the tests below check that guard itself.
 """
@@ -100,3 +101,40 @@ def test_guard_reaches_kernels_and_their_workers(tmp_path, monkeypatch):
     ]
     NotebookClient(notebook, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert notebook.cells[0].outputs[0]["text"].strip() == "True [True, True]"
+
+
+def test_the_readme_command_runs_notebooks_in_this_environment_with_the_guard(tmp_path):
+    """`pytest --nbval chapters/`, with no other option and no PYTHONPATH, as the README says.
+
+    chapters/conftest.py must supply what `make test-notebooks` used to pass on
+    the command line: this environment's Python as the kernel (the notebook
+    names a kernel that does not exist), the sanitize file and the guard.
+    """
+    import shutil
+
+    import nbformat
+
+    root = OFFLINE.parents[1]
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "tests").mkdir()
+    shutil.copy(root / "chapters" / "conftest.py", tmp_path / "chapters" / "conftest.py")
+    shutil.copy(root / "requirements.txt", tmp_path / "requirements.txt")
+    shutil.copy(root / "tests" / "nbval_sanitize.cfg", tmp_path / "tests" / "nbval_sanitize.cfg")
+    shutil.copytree(OFFLINE, tmp_path / "tests" / "offline")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import socket, sys\n"
+            f"print(getattr(socket, 'OFFLINE_GUARD', False), sys.prefix == {sys.prefix!r})",
+            execution_count=1,
+            outputs=[nbformat.v4.new_output("stream", name="stdout", text="True True\n")],
+        )
+    ]
+    notebook.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "x", "language": "python"}
+    nbformat.write(notebook, tmp_path / "chapters" / "probe.ipynb")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    process = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "chapters/"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert "1 passed" in process.stdout, process.stdout + process.stderr
