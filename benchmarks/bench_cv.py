@@ -270,15 +270,20 @@ def main() -> int:
           f"Python {platform.python_version()}")
     print("1/4 tutorial's way (one fold after another, fit on NumPy arrays) ...", flush=True)
     t_tutorial, acc_tutorial = tutorial_way(X, y)
+    print(f"    {t_tutorial:.1f} s", flush=True)
     print("2/4 book's way (compiled driver, 2 workers) ...", flush=True)
     t_cold, acc_book = book_way(X, y, n_jobs=2)
     t_warm, acc_book_warm = book_way(X, y, n_jobs=2)
     assert acc_book == acc_book_warm, "the book's way must be reproducible"
+    print(f"    {t_cold:.1f} s cold, {t_warm:.1f} s warm", flush=True)
     print("3/4 NumPy floor (one process) ...", flush=True)
     t_numpy, acc_numpy = numpy_floor(X, y)
+    print(f"    {t_numpy:.1f} s", flush=True)
     print("4/4 what the book's fixed CPU kernels cost (each setting in a fresh interpreter) ...",
           flush=True)
+    started = time.perf_counter()
     kernels = kernel_costs()
+    print(f"    {time.perf_counter() - started:.1f} s", flush=True)
 
     results = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
