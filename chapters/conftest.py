@@ -30,7 +30,10 @@ import pytest
 VARIES_TAG = "output-varies"
 # The values helpers/__init__.py gives these variables when they are unset.
 BOOK_KERNEL_SETTINGS = {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "requirements.txt"
+OFFLINE_GUARD = ROOT / "tests" / "offline"
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 
 def pinned_versions(requirements: Path = REQUIREMENTS) -> dict[str, str]:
@@ -96,11 +99,6 @@ def _cpu_flags() -> set[str]:
 
 def _cell_tags(item) -> list:
     return list(item.cell.get("metadata", {}).get("tags", []))
-
-
-ROOT = Path(__file__).resolve().parent.parent
-OFFLINE_GUARD = ROOT / "tests" / "offline"
-SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 
 def pytest_configure(config):

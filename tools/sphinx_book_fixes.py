@@ -11,7 +11,8 @@ the browser reported "Identifier 'THEBE_JS_URL' has already been declared" on
 every page (tests/browser found it); sphinx-togglebutton's inline script is
 repeated the same way.  Sphinx removes a repeated script only when it is
 added the same way (an inline script's file name is None on one path and ""
-on the other); this extension drops the repeats, keeping the first of each.  tests/browser/test_book_pages.py fails if the error comes back.
+on the other); this extension drops the repeats, keeping the first of each.
+tests/browser/test_book_pages.py fails if the error comes back.
 """
 
 from __future__ import annotations
