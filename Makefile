@@ -7,11 +7,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install book chromium test test-unit test-notebooks test-browser execute bench bench-search lab clean
+.PHONY: help install book chromium lint format test test-unit test-notebooks test-browser execute bench bench-search lab clean
 
 help:
 	@echo "make book      build the HTML book into _build/html (from stored outputs)"
-	@echo "make test      run every test: unit tests, every notebook under nbval, every page in Chromium"
+	@echo "make test      run every test: lint, unit tests, every notebook under nbval, every page in Chromium"
+	@echo "make format    reformat the Python files and the chapters' code cells (ruff)"
 	@echo "make execute   re-run every notebook in place in a fresh kernel"
 	@echo "make bench     time the tutorial's code against the book's (prints ratios)"
 	@echo "make bench-search  time chapter 6's grid search: one process, local processes, Dask"
@@ -32,7 +33,18 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
-test: test-unit test-notebooks test-browser
+test: lint test-unit test-notebooks test-browser
+
+# ruff checks formatting and lint rules (pyproject.toml; chapters/ruff.toml
+# holds the chapters' code cells to the book's 78-character code column).
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+# Reformatting a chapter changes its code: re-execute it (make execute).
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/browser

@@ -29,7 +29,10 @@ import pytest
 
 VARIES_TAG = "output-varies"
 # The values helpers/__init__.py gives these variables when they are unset.
-BOOK_KERNEL_SETTINGS = {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+BOOK_KERNEL_SETTINGS = {
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements.txt"
 OFFLINE_GUARD = ROOT / "tests" / "offline"
@@ -93,7 +96,9 @@ def _cpu_flags() -> set[str]:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return set()
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    flags = next(
+        (line for line in text.splitlines() if line.startswith("flags")), ""
+    )
     return set(flags.partition(":")[2].split())
 
 
@@ -118,9 +123,13 @@ def pytest_configure(config):
             option.nbval_current_env = True
         if option.nbval_sanitize_with is None and SANITIZE.is_file():
             option.nbval_sanitize_with = str(SANITIZE)
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
+    ]
     if OFFLINE_GUARD.is_dir() and str(OFFLINE_GUARD) not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(OFFLINE_GUARD), *paths])
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(OFFLINE_GUARD), *paths]
+        )
 
 
 def pytest_report_header(config):

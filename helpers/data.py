@@ -45,8 +45,12 @@ __all__ = [
     "add_noise_columns",
 ]
 
-SONAR_SHA256 = "e90434cdbf00fcf93ffa911fe447ae25606979658e60f1d32e155c3b5240234d"
-DEFAULT_SONAR_PATH = Path(__file__).resolve().parent.parent / "data" / "sonar.csv"
+SONAR_SHA256 = (
+    "e90434cdbf00fcf93ffa911fe447ae25606979658e60f1d32e155c3b5240234d"
+)
+DEFAULT_SONAR_PATH = (
+    Path(__file__).resolve().parent.parent / "data" / "sonar.csv"
+)
 N_SAMPLES = 208
 N_FEATURES = 60
 # Alphabetical, as scikit-learn's LabelEncoder would order them, so that
@@ -62,7 +66,9 @@ _MAX_BYTES = 1 << 20
 # float() also accepts '0.0_5', non-ASCII digits and surrounding whitespace;
 # none of those can come from a faithful copy of the file, so only plain
 # ASCII decimal notation (optionally with an exponent) counts as a number.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+)
 
 
 class SonarDataError(ValueError):
@@ -196,10 +202,14 @@ def load_sonar(
             "from the repository, or pass verify_checksum=False to use a modified "
             "copy on purpose",
         )
-    return SonarData(X=X, y=y, label_names=LABEL_NAMES, path=file, sha256=digest)
+    return SonarData(
+        X=X, y=y, label_names=LABEL_NAMES, path=file, sha256=digest
+    )
 
 
-def _differences_from_reference(file: Path, X: np.ndarray, y: np.ndarray) -> str:
+def _differences_from_reference(
+    file: Path, X: np.ndarray, y: np.ndarray
+) -> str:
     """Say how a well-formed copy differs from the shipped file, for the checksum error."""
     try:
         if file.resolve() == DEFAULT_SONAR_PATH.resolve():
@@ -219,7 +229,8 @@ def _differences_from_reference(file: Path, X: np.ndarray, y: np.ndarray) -> str
         for r, c in cells[:3]
     ]
     details += [
-        f"row {r + 1}: label {LABEL_NAMES[y[r]]} here, {LABEL_NAMES[reference.y[r]]} in the reference"
+        f"row {r + 1}: label {LABEL_NAMES[y[r]]} here, "
+        f"{LABEL_NAMES[reference.y[r]]} in the reference"
         for r in labels[:3]
     ]
     return (
@@ -245,7 +256,9 @@ def _read_bytes(file: Path) -> bytes:
     except FileNotFoundError as exc:
         raise _error(file, "file not found") from exc
     except PermissionError as exc:
-        raise _error(file, f"permission denied, cannot read the file ({exc})") from exc
+        raise _error(
+            file, f"permission denied, cannot read the file ({exc})"
+        ) from exc
     except OSError as exc:
         raise _error(file, f"cannot read the file ({exc})") from exc
     if len(raw) > _MAX_BYTES:
@@ -265,7 +278,8 @@ def _decode(file: Path, raw: bytes) -> str:
     nul = raw.find(b"\x00")
     if nul != -1:
         raise _error(
-            file, f"contains a NUL byte at offset {nul}; this is binary data, not CSV text"
+            file,
+            f"contains a NUL byte at offset {nul}; this is binary data, not CSV text",
         )
     try:
         return raw.decode("utf-8")
@@ -296,10 +310,14 @@ def _parse(file: Path, text: str) -> tuple[np.ndarray, np.ndarray]:
         cells = line.split(",")
         if len(cells) != _N_FIELDS:
             raise _error(
-                file, f"row {row} has {len(cells)} values, expected {_N_FIELDS}"
+                file,
+                f"row {row} has {len(cells)} values, expected {_N_FIELDS}",
             )
         features.append(
-            [_parse_value(file, row, col, cell) for col, cell in enumerate(cells[:-1], 1)]
+            [
+                _parse_value(file, row, col, cell)
+                for col, cell in enumerate(cells[:-1], 1)
+            ]
         )
         labels.append(_parse_label(file, row, cells[-1]))
 
@@ -307,7 +325,9 @@ def _parse(file: Path, text: str) -> tuple[np.ndarray, np.ndarray]:
     # row is more usefully reported as that row's problem than as a count.
     if len(lines) != N_SAMPLES:
         raise _error(file, f"has {len(lines)} rows, expected {N_SAMPLES}")
-    return np.array(features, dtype=np.float64), np.array(labels, dtype=np.int64)
+    return np.array(features, dtype=np.float64), np.array(
+        labels, dtype=np.int64
+    )
 
 
 def _check_cell_text(file: Path, row: int, col: int, cell: str) -> None:
@@ -315,7 +335,9 @@ def _check_cell_text(file: Path, row: int, col: int, cell: str) -> None:
     if cell == "":
         raise _error(file, f"{where} is empty")
     if cell != cell.strip():
-        raise _error(file, f"{where}: {cell!r} has leading or trailing whitespace")
+        raise _error(
+            file, f"{where}: {cell!r} has leading or trailing whitespace"
+        )
 
 
 def _parse_value(file: Path, row: int, col: int, cell: str) -> float:
@@ -334,7 +356,8 @@ def _parse_value(file: Path, row: int, col: int, cell: str) -> float:
             raise _error(file, f"{where}: {cell!r} is not a number")
     if not math.isfinite(value):
         raise _error(
-            file, f"{where}: {cell!r} is not a finite number (NaN and infinity are not allowed)"
+            file,
+            f"{where}: {cell!r} is not a finite number (NaN and infinity are not allowed)",
         )
     if not 0.0 <= value <= 1.0:
         raise _error(file, f"{where}: value {cell} is outside [0, 1]")
@@ -357,7 +380,9 @@ def _parse_label(file: Path, row: int, cell: str) -> int:
 
 DIGITS_SHAPE = (8, 8)
 DIGITS_N_SAMPLES = 1797
-DIGITS_MAX_VALUE = 16  # each pixel counts how many of a 4x4 block's 16 bits were set
+DIGITS_MAX_VALUE = (
+    16  # each pixel counts how many of a 4x4 block's 16 bits were set
+)
 
 
 class DigitsDataError(ValueError):
@@ -408,16 +433,31 @@ def check_digits(pixels, labels) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels)
     n_pixels = DIGITS_SHAPE[0] * DIGITS_SHAPE[1]
     if pixels.ndim != 2 or pixels.shape[1] != n_pixels:
-        raise DigitsDataError(f"pixels must have shape (n, {n_pixels}); got {pixels.shape}")
+        raise DigitsDataError(
+            f"pixels must have shape (n, {n_pixels}); got {pixels.shape}"
+        )
     if labels.shape != (len(pixels),):
         raise DigitsDataError(
             f"labels must have shape ({len(pixels)},), one per image; got {labels.shape}"
         )
-    for name, values, top in (("pixels", pixels, DIGITS_MAX_VALUE), ("labels", labels, 9)):
-        if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
-            raise DigitsDataError(f"{name} must be numbers; got dtype {values.dtype}")
+    for name, values, top in (
+        ("pixels", pixels, DIGITS_MAX_VALUE),
+        ("labels", labels, 9),
+    ):
+        if not (
+            np.issubdtype(values.dtype, np.integer)
+            or np.issubdtype(values.dtype, np.floating)
+        ):
+            raise DigitsDataError(
+                f"{name} must be numbers; got dtype {values.dtype}"
+            )
         flat = values.reshape(len(values), -1).astype(float)
-        bad = ~np.isfinite(flat) | (flat < 0) | (flat > top) | (flat != np.round(flat))
+        bad = (
+            ~np.isfinite(flat)
+            | (flat < 0)
+            | (flat > top)
+            | (flat != np.round(flat))
+        )
         if bad.any():
             row = int(np.argwhere(bad.any(axis=1))[0, 0])
             raise DigitsDataError(
@@ -426,8 +466,12 @@ def check_digits(pixels, labels) -> tuple[np.ndarray, np.ndarray]:
             )
     missing = sorted(set(range(10)) - set(labels.astype(int).tolist()))
     if missing:
-        raise DigitsDataError(f"labels must include every digit 0-9; missing {missing}")
-    return pixels.astype(np.float64) / DIGITS_MAX_VALUE, labels.astype(np.int64)
+        raise DigitsDataError(
+            f"labels must include every digit 0-9; missing {missing}"
+        )
+    return pixels.astype(np.float64) / DIGITS_MAX_VALUE, labels.astype(
+        np.int64
+    )
 
 
 def load_digits_data() -> DigitsData:
@@ -480,7 +524,8 @@ def add_noise_columns(X, n_noise: int, *, seed: int) -> np.ndarray:
     >>> X = np.zeros((3, 2))
     >>> add_noise_columns(X, 4, seed=7).shape
     (3, 6)
-    >>> bool(np.all(add_noise_columns(X, 4, seed=7)[:, :3] == add_noise_columns(X, 1, seed=7)[:, :3]))
+    >>> first = add_noise_columns(X, 4, seed=7)[:, :3]
+    >>> bool(np.all(first == add_noise_columns(X, 1, seed=7)[:, :3]))
     True
     """
     from helpers.validation import check_int, check_seed

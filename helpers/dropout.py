@@ -31,7 +31,12 @@ import numpy as np
 
 from helpers.validation import check_int, check_rate, check_seed
 
-__all__ = ["InvertedDropout", "inverted_dropout", "mc_predict", "paper_dropout"]
+__all__ = [
+    "InvertedDropout",
+    "inverted_dropout",
+    "mc_predict",
+    "paper_dropout",
+]
 
 
 def _check_rng(rng) -> np.random.Generator:
@@ -40,7 +45,8 @@ def _check_rng(rng) -> np.random.Generator:
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
         return np.random.default_rng(check_seed("rng", rng))
     raise TypeError(
-        f"rng must be a numpy.random.Generator or an integer seed; got {rng!r} ({type(rng).__name__})"
+        f"rng must be a numpy.random.Generator or an integer seed; "
+        f"got {rng!r} ({type(rng).__name__})"
     )
 
 
@@ -48,16 +54,21 @@ def _check_training(training) -> bool:
     # A strict check: training="False" or training=0.0 would otherwise be
     # read as truthy / falsy without complaint.
     if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training must be True or False; got {training!r} ({type(training).__name__})")
+        raise TypeError(
+            f"training must be True or False; got {training!r} ({type(training).__name__})"
+        )
     return bool(training)
 
 
 def _check_array(x) -> np.ndarray:
     array = np.asarray(x)
     if array.dtype == bool or not (
-        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+        np.issubdtype(array.dtype, np.integer)
+        or np.issubdtype(array.dtype, np.floating)
     ):
-        raise TypeError(f"x must be an array of real numbers; got dtype {array.dtype}")
+        raise TypeError(
+            f"x must be an array of real numbers; got dtype {array.dtype}"
+        )
     return array
 
 
@@ -238,9 +249,13 @@ class InvertedDropout(keras.layers.Layer):
         # bit for bit, which the tests check.
         scale = 1.0 / (1.0 - self.rate)
         draws = keras.random.uniform(
-            keras.ops.shape(inputs), dtype=self.compute_dtype, seed=self.seed_generator
+            keras.ops.shape(inputs),
+            dtype=self.compute_dtype,
+            seed=self.seed_generator,
         )
-        return keras.ops.where(draws >= self.rate, inputs * scale, keras.ops.zeros_like(inputs))
+        return keras.ops.where(
+            draws >= self.rate, inputs * scale, keras.ops.zeros_like(inputs)
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -316,12 +331,16 @@ def mc_predict(model, X, *, n_samples, seed):
     True
     """
     if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a keras.Model; got {type(model).__name__}"
+        )
     n_samples = check_int("n_samples", n_samples, minimum=1)
     seed = check_seed("seed", seed)
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"X must be a non-empty 2-D array (rows, features); got shape {X.shape}")
+        raise ValueError(
+            f"X must be a non-empty 2-D array (rows, features); got shape {X.shape}"
+        )
     X = X.astype("float32", copy=False)
     states = _random_state_variables(model)
     if not states:
@@ -333,8 +352,13 @@ def mc_predict(model, X, *, n_samples, seed):
     stream_seeds = np.random.SeedSequence(seed).generate_state(len(states))
     try:
         for variable, value, stream_seed in zip(states, saved, stream_seeds):
-            variable.assign(np.array([int(stream_seed), 0], dtype=value.dtype))
-        passes = [keras.ops.convert_to_numpy(model(X, training=True)) for _ in range(n_samples)]
+            variable.assign(
+                np.array([int(stream_seed), 0], dtype=value.dtype)
+            )
+        passes = [
+            keras.ops.convert_to_numpy(model(X, training=True))
+            for _ in range(n_samples)
+        ]
     finally:
         for variable, value in zip(states, saved):
             variable.assign(value)

@@ -7,7 +7,12 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["cpu_vector_extensions", "environment_record", "onednn_enabled", "tensorflow_kernels"]
+__all__ = [
+    "cpu_vector_extensions",
+    "environment_record",
+    "onednn_enabled",
+    "tensorflow_kernels",
+]
 
 _PACKAGES = ("tensorflow", "keras", "scikit-learn", "scikeras", "numpy")
 # The instruction sets that decide which code oneDNN's matrix products run.
@@ -26,7 +31,9 @@ def onednn_enabled() -> bool:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def cpu_vector_extensions(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str] | None:
+def cpu_vector_extensions(
+    cpuinfo: str | Path = "/proc/cpuinfo",
+) -> list[str] | None:
     """Which of AVX2, FMA, AVX-512 and AMX this CPU offers (Linux), or None where unknown."""
     try:
         text = Path(cpuinfo).read_text()
@@ -73,7 +80,9 @@ def environment_record(seed: int | None = None) -> str:
     if keras.backend.backend() == "tensorflow":
         parts.append(tensorflow_kernels())
     extensions = cpu_vector_extensions()
-    cpu = "unknown" if extensions is None else " ".join(extensions) or "no avx2"
+    cpu = (
+        "unknown" if extensions is None else " ".join(extensions) or "no avx2"
+    )
     parts.append(f"{platform.system().lower()} {platform.machine()} ({cpu})")
     parts.append(f"seed {seed}")
     return " | ".join(parts)

@@ -85,18 +85,26 @@ def plot_mean_intervals(
     >>> ax = plot_mean_intervals({"hidden dropout": runs}, xlabel="Dropout rate")
     """
     if not isinstance(series, Mapping) or not series:
-        raise TypeError("series must be a non-empty mapping of label -> {x: CVResult}")
+        raise TypeError(
+            "series must be a non-empty mapping of label -> {x: CVResult}"
+        )
     for label, points in series.items():
         if not isinstance(points, Mapping) or not points:
-            raise TypeError(f"series[{label!r}] must be a non-empty mapping of x -> CVResult")
+            raise TypeError(
+                f"series[{label!r}] must be a non-empty mapping of x -> CVResult"
+            )
         for x, result in points.items():
             if not isinstance(result, CVResult):
                 raise TypeError(
                     f"series[{label!r}][{x!r}] must be a CVResult; got {type(result).__name__}"
                 )
-    confidence = check_real("confidence", confidence, minimum=0.0, inclusive=False)
+    confidence = check_real(
+        "confidence", confidence, minimum=0.0, inclusive=False
+    )
 
-    all_x = list(dict.fromkeys(x for points in series.values() for x in points))
+    all_x = list(
+        dict.fromkeys(x for points in series.values() for x in points)
+    )
     numeric = all(_is_number(x) for x in all_x)
     if numeric:
         values = sorted(float(x) for x in all_x)
@@ -109,7 +117,9 @@ def plot_mean_intervals(
     dodge = 0.08 * spacing
     if ax is None:
         _, ax = plt.subplots()
-    jitter = np.random.default_rng(0)  # fixed, so the figure is the same every run
+    jitter = np.random.default_rng(
+        0
+    )  # fixed, so the figure is the same every run
 
     n = len(series)
     for i, (label, points) in enumerate(series.items()):
@@ -129,15 +139,28 @@ def plot_mean_intervals(
             if show_folds:
                 folds = result.scores.ravel() * 100
                 ax.scatter(
-                    position[x] + shift + jitter.uniform(-0.3, 0.3, folds.size) * dodge,
-                    folds, s=6, alpha=0.25, color=colour, linewidths=0, zorder=2,
+                    position[x]
+                    + shift
+                    + jitter.uniform(-0.3, 0.3, folds.size) * dodge,
+                    folds,
+                    s=6,
+                    alpha=0.25,
+                    color=colour,
+                    linewidths=0,
+                    zorder=2,
                 )
         order = np.argsort(xs)
         xs, means = np.asarray(xs)[order], np.asarray(means)[order]
         lows, highs = np.asarray(lows)[order], np.asarray(highs)[order]
         ax.errorbar(
-            xs, means, yerr=[means - lows, highs - means], marker="o", capsize=3,
-            color=colour, label=label, zorder=3,
+            xs,
+            means,
+            yerr=[means - lows, highs - means],
+            marker="o",
+            capsize=3,
+            color=colour,
+            label=label,
+            zorder=3,
         )
     if not numeric:
         ax.set_xticks(range(len(all_x)), [str(x) for x in all_x])
@@ -190,8 +213,13 @@ def plot_differences(
     labels = list(comparisons)
     ys = np.arange(len(labels))[::-1]
     if margin > 0:
-        ax.axvspan(-margin * scale, margin * scale, color="0.9", zorder=0,
-                   label=f"within ±{margin * scale:g} (practically equal)")
+        ax.axvspan(
+            -margin * scale,
+            margin * scale,
+            color="0.9",
+            zorder=0,
+            label=f"within ±{margin * scale:g} (practically equal)",
+        )
     ax.axvline(0.0, color="0.3", linewidth=0.8, zorder=1)
     drawn = set()
     for y, label in zip(ys, labels):
@@ -199,9 +227,16 @@ def plot_differences(
         word = verdict(r, margin=margin)
         colour = VERDICT_COLOURS[word]
         ax.errorbar(
-            r.mean_difference * scale, y,
-            xerr=[[(r.mean_difference - r.ci_low) * scale], [(r.ci_high - r.mean_difference) * scale]],
-            fmt="o", capsize=3, color=colour, zorder=3,
+            r.mean_difference * scale,
+            y,
+            xerr=[
+                [(r.mean_difference - r.ci_low) * scale],
+                [(r.ci_high - r.mean_difference) * scale],
+            ],
+            fmt="o",
+            capsize=3,
+            color=colour,
+            zorder=3,
             label=None if word in drawn else word,
         )
         drawn.add(word)

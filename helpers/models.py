@@ -36,9 +36,13 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 def _check_hidden_dropout(hidden_dropout, n_hidden: int) -> tuple[float, ...]:
-    if isinstance(hidden_dropout, numbers.Real) and not isinstance(hidden_dropout, bool):
+    if isinstance(hidden_dropout, numbers.Real) and not isinstance(
+        hidden_dropout, bool
+    ):
         return (check_rate("hidden_dropout", hidden_dropout),) * n_hidden
-    if isinstance(hidden_dropout, Sequence) and not isinstance(hidden_dropout, str):
+    if isinstance(hidden_dropout, Sequence) and not isinstance(
+        hidden_dropout, str
+    ):
         if len(hidden_dropout) != n_hidden:
             raise ValueError(
                 f"hidden_dropout={tuple(hidden_dropout)!r} has {len(hidden_dropout)} "
@@ -53,7 +57,9 @@ def _check_hidden_dropout(hidden_dropout, n_hidden: int) -> tuple[float, ...]:
 
 def _make_optimizer(optimizer: str, learning_rate, momentum: float):
     if optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+        return keras.optimizers.SGD(
+            learning_rate=learning_rate, momentum=momentum
+        )
     # Adam has no momentum argument: beta_1 plays that role, and the book uses
     # Adam's defaults for it.
     return keras.optimizers.Adam(learning_rate=learning_rate)
@@ -66,7 +72,8 @@ def build_mlp(
     hidden_dropout: float | Sequence[float] = 0.0,
     max_norm: float | None = None,
     optimizer: str = "sgd",
-    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 0.01,
+    learning_rate: float
+    | keras.optimizers.schedules.LearningRateSchedule = 0.01,
     momentum: float = 0.8,
     n_features: int = N_FEATURES,
     n_classes: int = 2,
@@ -117,16 +124,29 @@ def build_mlp(
         hidden_units = hidden_units.tolist()
     if isinstance(hidden_dropout, np.ndarray) and hidden_dropout.ndim == 1:
         hidden_dropout = hidden_dropout.tolist()
-    if isinstance(hidden_units, (str, bytes)) or not isinstance(hidden_units, Sequence):
-        raise TypeError(f"hidden_units must be a sequence of layer widths; got {hidden_units!r}")
+    if isinstance(hidden_units, (str, bytes)) or not isinstance(
+        hidden_units, Sequence
+    ):
+        raise TypeError(
+            f"hidden_units must be a sequence of layer widths; got {hidden_units!r}"
+        )
     if len(hidden_units) == 0:
-        raise ValueError("hidden_units must name at least one hidden layer; got ()")
-    widths = [check_int(f"hidden_units[{i}]", w, minimum=1) for i, w in enumerate(hidden_units)]
+        raise ValueError(
+            "hidden_units must name at least one hidden layer; got ()"
+        )
+    widths = [
+        check_int(f"hidden_units[{i}]", w, minimum=1)
+        for i, w in enumerate(hidden_units)
+    ]
     input_dropout = check_rate("input_dropout", input_dropout)
     rates = _check_hidden_dropout(hidden_dropout, len(widths))
     if max_norm is not None:
-        max_norm = check_real("max_norm", max_norm, minimum=0.0, inclusive=False)
-    learning_rate, momentum = _check_common(optimizer, learning_rate, momentum)
+        max_norm = check_real(
+            "max_norm", max_norm, minimum=0.0, inclusive=False
+        )
+    learning_rate, momentum = _check_common(
+        optimizer, learning_rate, momentum
+    )
     n_features = check_int("n_features", n_features, minimum=1)
     n_classes = check_int("n_classes", n_classes, minimum=2)
 
@@ -134,11 +154,21 @@ def build_mlp(
     if input_dropout > 0:
         layers.append(keras.layers.Dropout(input_dropout))
     for width, rate in zip(widths, rates):
-        constraint = keras.constraints.MaxNorm(max_norm) if max_norm is not None else None
-        layers.append(keras.layers.Dense(width, activation="relu", kernel_constraint=constraint))
+        constraint = (
+            keras.constraints.MaxNorm(max_norm)
+            if max_norm is not None
+            else None
+        )
+        layers.append(
+            keras.layers.Dense(
+                width, activation="relu", kernel_constraint=constraint
+            )
+        )
         if rate > 0:
             layers.append(keras.layers.Dropout(rate))
-    return _finish(layers, n_classes, _make_optimizer(optimizer, learning_rate, momentum))
+    return _finish(
+        layers, n_classes, _make_optimizer(optimizer, learning_rate, momentum)
+    )
 
 
 def _finish(layers: list, n_classes: int, optimizer) -> keras.Sequential:
@@ -156,9 +186,15 @@ def _finish(layers: list, n_classes: int, optimizer) -> keras.Sequential:
 
 def _check_common(optimizer, learning_rate, momentum):
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
-    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        learning_rate = check_real("learning_rate", learning_rate, minimum=0.0, inclusive=False)
+        raise ValueError(
+            f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}"
+        )
+    if not isinstance(
+        learning_rate, keras.optimizers.schedules.LearningRateSchedule
+    ):
+        learning_rate = check_real(
+            "learning_rate", learning_rate, minimum=0.0, inclusive=False
+        )
     momentum = check_real("momentum", momentum, minimum=0.0, maximum=1.0)
     if momentum == 1.0:
         raise ValueError("momentum must be in [0, 1); got 1.0")
@@ -176,7 +212,8 @@ def build_convnet(
     max_norm: float | None = None,
     n_classes: int = 10,
     optimizer: str = "adam",
-    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 0.001,
+    learning_rate: float
+    | keras.optimizers.schedules.LearningRateSchedule = 0.001,
     momentum: float = 0.9,
 ) -> keras.Sequential:
     """Build and compile a small convolutional classifier for one-channel images.
@@ -220,31 +257,61 @@ def build_convnet(
     >>> [layer.__class__.__name__ for layer in model.layers][:4]
     ['Reshape', 'Conv2D', 'SpatialDropout2D', 'MaxPooling2D']
     """
-    if isinstance(image_shape, (str, bytes)) or not isinstance(image_shape, Sequence):
-        raise TypeError(f"image_shape must be a (height, width) pair; got {image_shape!r}")
+    if isinstance(image_shape, (str, bytes)) or not isinstance(
+        image_shape, Sequence
+    ):
+        raise TypeError(
+            f"image_shape must be a (height, width) pair; got {image_shape!r}"
+        )
     if len(image_shape) != 2:
-        raise ValueError(f"image_shape must be a (height, width) pair; got {tuple(image_shape)!r}")
-    height, width = (check_int(f"image_shape[{i}]", v, minimum=4) for i, v in enumerate(image_shape))
-    if isinstance(filters, (str, bytes)) or not isinstance(filters, Sequence) or len(filters) != 2:
-        raise TypeError(f"filters must be a pair of feature-map counts; got {filters!r}")
-    filters = [check_int(f"filters[{i}]", f, minimum=1) for i, f in enumerate(filters)]
+        raise ValueError(
+            f"image_shape must be a (height, width) pair; got {tuple(image_shape)!r}"
+        )
+    height, width = (
+        check_int(f"image_shape[{i}]", v, minimum=4)
+        for i, v in enumerate(image_shape)
+    )
+    if (
+        isinstance(filters, (str, bytes))
+        or not isinstance(filters, Sequence)
+        or len(filters) != 2
+    ):
+        raise TypeError(
+            f"filters must be a pair of feature-map counts; got {filters!r}"
+        )
+    filters = [
+        check_int(f"filters[{i}]", f, minimum=1)
+        for i, f in enumerate(filters)
+    ]
     dense_units = check_int("dense_units", dense_units, minimum=1)
     input_dropout = check_rate("input_dropout", input_dropout)
     spatial_dropout = check_rate("spatial_dropout", spatial_dropout)
     dense_dropout = check_rate("dense_dropout", dense_dropout)
     if max_norm is not None:
-        max_norm = check_real("max_norm", max_norm, minimum=0.0, inclusive=False)
-    learning_rate, momentum = _check_common(optimizer, learning_rate, momentum)
+        max_norm = check_real(
+            "max_norm", max_norm, minimum=0.0, inclusive=False
+        )
+    learning_rate, momentum = _check_common(
+        optimizer, learning_rate, momentum
+    )
     n_classes = check_int("n_classes", n_classes, minimum=2)
 
     def limit(axis):
-        return keras.constraints.MaxNorm(max_norm, axis=axis) if max_norm is not None else None
+        return (
+            keras.constraints.MaxNorm(max_norm, axis=axis)
+            if max_norm is not None
+            else None
+        )
 
     def convolution(n_maps):
         # A filter's weights span the kernel's first three axes (rows, columns,
         # input maps), so that is the vector max-norm limits.
         return keras.layers.Conv2D(
-            n_maps, 3, padding="same", activation="relu", kernel_constraint=limit([0, 1, 2])
+            n_maps,
+            3,
+            padding="same",
+            activation="relu",
+            kernel_constraint=limit([0, 1, 2]),
         )
 
     layers: list[keras.layers.Layer] = [
@@ -261,10 +328,16 @@ def build_convnet(
     if spatial_dropout > 0:
         layers.append(keras.layers.SpatialDropout2D(spatial_dropout))
     layers.append(keras.layers.Flatten())
-    layers.append(keras.layers.Dense(dense_units, activation="relu", kernel_constraint=limit(0)))
+    layers.append(
+        keras.layers.Dense(
+            dense_units, activation="relu", kernel_constraint=limit(0)
+        )
+    )
     if dense_dropout > 0:
         layers.append(keras.layers.Dropout(dense_dropout))
-    return _finish(layers, n_classes, _make_optimizer(optimizer, learning_rate, momentum))
+    return _finish(
+        layers, n_classes, _make_optimizer(optimizer, learning_rate, momentum)
+    )
 
 
 # The named builders spell out their parameters (no **kwargs) because SciKeras
@@ -282,7 +355,10 @@ def build_baseline(
 ) -> keras.Sequential:
     """The tutorial's baseline: Dense 60 and 30 (ReLU), no dropout, SGD(0.01, momentum 0.8)."""
     return build_mlp(
-        hidden_units=hidden_units, optimizer=optimizer, learning_rate=learning_rate, momentum=momentum
+        hidden_units=hidden_units,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        momentum=momentum,
     )
 
 
@@ -351,18 +427,30 @@ def describe_model(model: keras.Model) -> dict:
     ('Dense', 60, 'relu', None)
     """
     if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a keras.Model; got {type(model).__name__}"
+        )
     layers = []
     for layer in model.layers:
-        if isinstance(layer, (keras.layers.Dropout, keras.layers.SpatialDropout2D)):
+        if isinstance(
+            layer, (keras.layers.Dropout, keras.layers.SpatialDropout2D)
+        ):
             layers.append((type(layer).__name__, float(layer.rate)))
         elif isinstance(layer, keras.layers.Dense):
             limit = _limit(layer.kernel_constraint)
-            layers.append(("Dense", int(layer.units), layer.activation.__name__, limit))
+            layers.append(
+                ("Dense", int(layer.units), layer.activation.__name__, limit)
+            )
         elif isinstance(layer, keras.layers.Conv2D):
             layers.append(
-                ("Conv2D", int(layer.filters), tuple(layer.kernel_size), layer.padding,
-                 layer.activation.__name__, _limit(layer.kernel_constraint))
+                (
+                    "Conv2D",
+                    int(layer.filters),
+                    tuple(layer.kernel_size),
+                    layer.padding,
+                    layer.activation.__name__,
+                    _limit(layer.kernel_constraint),
+                )
             )
         elif isinstance(layer, keras.layers.MaxPooling2D):
             layers.append(("MaxPooling2D", tuple(layer.pool_size)))
@@ -374,11 +462,20 @@ def describe_model(model: keras.Model) -> dict:
     optimizer_config = None
     if optimizer is not None:
         config = optimizer.get_config()
-        keep = ("learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "epsilon")
+        keep = (
+            "learning_rate",
+            "momentum",
+            "nesterov",
+            "beta_1",
+            "beta_2",
+            "epsilon",
+        )
         optimizer_config = {"class": type(optimizer).__name__}
         optimizer_config.update({k: config[k] for k in keep if k in config})
     return {
-        "input_shape": tuple(model.inputs[0].shape[1:]) if model.inputs else None,
+        "input_shape": tuple(model.inputs[0].shape[1:])
+        if model.inputs
+        else None,
         "layers": layers,
         "loss": getattr(model, "loss", None),
         "optimizer": optimizer_config,

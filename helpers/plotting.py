@@ -74,7 +74,9 @@ def plot_fold_scores(
         results = [results]
     results = list(results)
     if not results or not all(isinstance(r, CVResult) for r in results):
-        raise TypeError("results must be a CVResult or a non-empty sequence of CVResult")
+        raise TypeError(
+            "results must be a CVResult or a non-empty sequence of CVResult"
+        )
     reference = dict(reference or {})
     unknown = set(reference) - {r.name for r in results}
     if unknown:
@@ -88,14 +90,37 @@ def plot_fold_scores(
     for i, result in enumerate(results):
         scores = result.scores.ravel() * 100
         x = i + jitter.uniform(-0.12, 0.12, size=scores.size)
-        ax.scatter(x, scores, s=18, alpha=0.7, color="C0", zorder=3,
-                   label="fold score" if i == 0 else None)
-        ax.hlines(result.mean * 100, i - 0.25, i + 0.25, color="C1", linewidth=2, zorder=4,
-                  label="mean" if i == 0 else None)
+        ax.scatter(
+            x,
+            scores,
+            s=18,
+            alpha=0.7,
+            color="C0",
+            zorder=3,
+            label="fold score" if i == 0 else None,
+        )
+        ax.hlines(
+            result.mean * 100,
+            i - 0.25,
+            i + 0.25,
+            color="C1",
+            linewidth=2,
+            zorder=4,
+            label="mean" if i == 0 else None,
+        )
         if result.name in reference:
-            ax.scatter(i + 0.33, reference[result.name] * 100, marker="D", s=36,
-                       facecolors="none", edgecolors="C3", zorder=4,
-                       label=None if reference_labelled else "reported in the tutorial")
+            ax.scatter(
+                i + 0.33,
+                reference[result.name] * 100,
+                marker="D",
+                s=36,
+                facecolors="none",
+                edgecolors="C3",
+                zorder=4,
+                label=None
+                if reference_labelled
+                else "reported in the tutorial",
+            )
             reference_labelled = True
     ax.set_xticks(range(len(results)), [r.name for r in results])
     ax.set_xlim(-0.6, len(results) - 0.4)

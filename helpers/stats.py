@@ -129,22 +129,36 @@ def _as_scores(name: str, scores) -> np.ndarray:
         raise TypeError(f"{name} must be an array of numbers; got {scores!r}")
     try:
         array = np.asarray(scores)
-    except (TypeError, ValueError) as exc:  # ragged nested lists, for instance
-        raise TypeError(f"{name} must be an array of numbers; got {scores!r}") from exc
+    except (
+        TypeError,
+        ValueError,
+    ) as exc:  # ragged nested lists, for instance
+        raise TypeError(
+            f"{name} must be an array of numbers; got {scores!r}"
+        ) from exc
     if array.dtype == bool or not (
-        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+        np.issubdtype(array.dtype, np.integer)
+        or np.issubdtype(array.dtype, np.floating)
     ):
-        raise TypeError(f"{name} must hold real numbers; got an array of dtype {array.dtype}")
+        raise TypeError(
+            f"{name} must hold real numbers; got an array of dtype {array.dtype}"
+        )
     array = array.astype(float).ravel()
     if array.size < 2:
-        raise ValueError(f"{name} must hold at least 2 scores; got {array.size}")
+        raise ValueError(
+            f"{name} must hold at least 2 scores; got {array.size}"
+        )
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must hold finite numbers only (no NaN or infinity)")
+        raise ValueError(
+            f"{name} must hold finite numbers only (no NaN or infinity)"
+        )
     return array
 
 
 def _check_confidence(confidence) -> float:
-    confidence = check_real("confidence", confidence, minimum=0.0, inclusive=False)
+    confidence = check_real(
+        "confidence", confidence, minimum=0.0, inclusive=False
+    )
     if confidence >= 1.0:
         raise ValueError(f"confidence must be in (0, 1); got {confidence}")
     return confidence
@@ -253,7 +267,9 @@ def corrected_mean_interval(
     confidence = _check_confidence(confidence)
     mean, std_error, quantile, _ = _corrected(values, ratio, confidence)
     return MeanInterval(
-        mean=mean, low=mean - quantile * std_error, high=mean + quantile * std_error,
+        mean=mean,
+        low=mean - quantile * std_error,
+        high=mean + quantile * std_error,
         confidence=confidence,
     )
 
@@ -261,7 +277,9 @@ def corrected_mean_interval(
 def _shared_scores(a: CVResult, b: CVResult) -> tuple[np.ndarray, np.ndarray]:
     for name, result in (("candidate", a), ("reference", b)):
         if not isinstance(result, CVResult):
-            raise TypeError(f"{name} must be a CVResult; got {type(result).__name__}")
+            raise TypeError(
+                f"{name} must be a CVResult; got {type(result).__name__}"
+            )
     if a.seed != b.seed:
         raise ValueError(
             f"{a.name!r} (seed {a.seed}) and {b.name!r} (seed {b.seed}) were scored on "
@@ -296,7 +314,10 @@ def compare_results(
     """
     a, b = _shared_scores(candidate, reference)
     return corrected_resampled_ttest(
-        a, b, test_train_ratio=kfold_test_train_ratio(candidate.n_splits), confidence=confidence
+        a,
+        b,
+        test_train_ratio=kfold_test_train_ratio(candidate.n_splits),
+        confidence=confidence,
     )
 
 
@@ -331,11 +352,15 @@ def verdict(result: CorrectedTTest, *, margin: float) -> str:
     'inconclusive'
     """
     if not isinstance(result, CorrectedTTest):
-        raise TypeError(f"result must be a CorrectedTTest; got {type(result).__name__}")
+        raise TypeError(
+            f"result must be a CorrectedTTest; got {type(result).__name__}"
+        )
     margin = check_real("margin", margin, minimum=0.0)
     if result.ci_low > 0.0:
         return SUPPORTED
-    if result.ci_high < 0.0 or (-margin <= result.ci_low and result.ci_high <= margin):
+    if result.ci_high < 0.0 or (
+        -margin <= result.ci_low and result.ci_high <= margin
+    ):
         return NOT_SUPPORTED
     return INCONCLUSIVE
 
@@ -343,7 +368,9 @@ def verdict(result: CorrectedTTest, *, margin: float) -> str:
 def check_comparisons(comparisons) -> None:
     """Raise ``TypeError`` unless ``comparisons`` maps labels to :class:`CorrectedTTest` results."""
     if not isinstance(comparisons, Mapping) or not comparisons:
-        raise TypeError("comparisons must be a non-empty mapping of label -> CorrectedTTest")
+        raise TypeError(
+            "comparisons must be a non-empty mapping of label -> CorrectedTTest"
+        )
     for label, result in comparisons.items():
         if not isinstance(result, CorrectedTTest):
             raise TypeError(

@@ -16,10 +16,18 @@ import numpy as np
 __all__ = ["check_int", "check_real", "check_rate", "check_seed"]
 
 
-def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(
+    name: str,
+    value,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
     """Return ``value`` as an ``int`` if it is an integer within the bounds (inclusive)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be an integer; got {value!r} ({type(value).__name__})"
+        )
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
@@ -41,11 +49,15 @@ def check_real(
     ``inclusive`` applies to ``minimum`` only; ``maximum`` is always inclusive.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be a real number; got {value!r} ({type(value).__name__})"
+        )
     try:
         value = float(value)
     except OverflowError:
-        raise ValueError(f"{name} must be finite; got {value!r}, too large for a float") from None
+        raise ValueError(
+            f"{name} must be finite; got {value!r}, too large for a float"
+        ) from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite; got {value}")
     if minimum is not None:
@@ -83,5 +95,7 @@ def check_xy(X, y):
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array; got shape {X.shape}")
     if len(X) != len(y):
-        raise ValueError(f"X and y must have the same number of rows; got {len(X)} and {len(y)}")
+        raise ValueError(
+            f"X and y must have the same number of rows; got {len(X)} and {len(y)}"
+        )
     return X, y

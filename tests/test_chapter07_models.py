@@ -9,6 +9,8 @@ does for the earlier chapters.
 from __future__ import annotations
 
 import helpers  # noqa: F401  (before keras: fixes TensorFlow's kernels, quiet start-up)
+
+# isort: split
 import pytest
 from test_chapter_models import chapter_function
 
@@ -18,11 +20,20 @@ NOTEBOOK = "07_when_dropout_helps.ipynb"
 
 PAIRS = {
     "wide_mlp": lambda: models.build_mlp(
-        n_features=64, n_classes=10, hidden_units=(256, 256), optimizer="adam",
-        learning_rate=0.001, input_dropout=0.2, hidden_dropout=0.5, max_norm=3.0,
+        n_features=64,
+        n_classes=10,
+        hidden_units=(256, 256),
+        optimizer="adam",
+        learning_rate=0.001,
+        input_dropout=0.2,
+        hidden_dropout=0.5,
+        max_norm=3.0,
     ),
     "small_convnet": lambda: models.build_convnet(
-        input_dropout=0.2, spatial_dropout=0.2, dense_dropout=0.5, max_norm=3.0
+        input_dropout=0.2,
+        spatial_dropout=0.2,
+        dense_dropout=0.5,
+        max_norm=3.0,
     ),
 }
 
@@ -35,7 +46,22 @@ def test_chapter_07_model_matches_builder(name):
 
 def test_describe_model_sees_convolutional_changes():
     base = models.describe_model(models.build_convnet(spatial_dropout=0.2))
-    assert models.describe_model(models.build_convnet(spatial_dropout=0.3)) != base
-    assert models.describe_model(models.build_convnet(spatial_dropout=0.2, max_norm=3.0)) != base
-    assert models.describe_model(models.build_convnet(spatial_dropout=0.2, filters=(16, 8))) != base
-    assert models.describe_model(models.build_convnet(dense_dropout=0.2)) != base
+    assert (
+        models.describe_model(models.build_convnet(spatial_dropout=0.3))
+        != base
+    )
+    assert (
+        models.describe_model(
+            models.build_convnet(spatial_dropout=0.2, max_norm=3.0)
+        )
+        != base
+    )
+    assert (
+        models.describe_model(
+            models.build_convnet(spatial_dropout=0.2, filters=(16, 8))
+        )
+        != base
+    )
+    assert (
+        models.describe_model(models.build_convnet(dense_dropout=0.2)) != base
+    )

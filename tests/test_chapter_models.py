@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 import helpers  # noqa: F401  (before keras: quiet TensorFlow start-up)
+
+# isort: split
 import keras
+
 from helpers import models
 
 CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
@@ -23,15 +26,28 @@ CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
 # chapter notebook -> (name of the function it defines, the matching builder)
 PAIRS = {
     "01_baseline.ipynb": ("baseline_model", models.build_baseline),
-    "02_visible_dropout.ipynb": ("visible_dropout_model", models.build_visible_dropout),
-    "03_hidden_dropout.ipynb": ("hidden_dropout_model", models.build_hidden_dropout),
+    "02_visible_dropout.ipynb": (
+        "visible_dropout_model",
+        models.build_visible_dropout,
+    ),
+    "03_hidden_dropout.ipynb": (
+        "hidden_dropout_model",
+        models.build_hidden_dropout,
+    ),
     "05_tips.ipynb": (
         "full_dropout_model",
         lambda: models.build_mlp(
-            input_dropout=0.2, hidden_dropout=0.2, max_norm=3.0, learning_rate=0.1, momentum=0.9
+            input_dropout=0.2,
+            hidden_dropout=0.2,
+            max_norm=3.0,
+            learning_rate=0.1,
+            momentum=0.9,
         ),
     ),
-    "04_training_vs_inference.ipynb": ("hidden_dropout_model", models.build_hidden_dropout),
+    "04_training_vs_inference.ipynb": (
+        "hidden_dropout_model",
+        models.build_hidden_dropout,
+    ),
 }
 
 
@@ -43,7 +59,10 @@ def chapter_function(notebook: str, name: str):
             continue
         source = "".join(cell["source"])
         tree = ast.parse(source)
-        if any(isinstance(node, ast.FunctionDef) and node.name == name for node in tree.body):
+        if any(
+            isinstance(node, ast.FunctionDef) and node.name == name
+            for node in tree.body
+        ):
             namespace = {"keras": keras, "layers": keras.layers}
             exec(compile(source, f"{notebook}:{name}", "exec"), namespace)
             return namespace[name]
@@ -62,8 +81,22 @@ def test_describe_model_sees_a_changed_rate():
     # The comparison above is only worth something if describe_model notices
     # the differences a drifting chapter would introduce.
     base = models.describe_model(models.build_hidden_dropout())
-    assert models.describe_model(models.build_hidden_dropout(hidden_dropout=0.3)) != base
-    assert models.describe_model(models.build_hidden_dropout(max_norm=4.0)) != base
-    assert models.describe_model(models.build_hidden_dropout(momentum=0.8)) != base
-    assert models.describe_model(models.build_hidden_dropout(hidden_units=(60, 31))) != base
+    assert (
+        models.describe_model(models.build_hidden_dropout(hidden_dropout=0.3))
+        != base
+    )
+    assert (
+        models.describe_model(models.build_hidden_dropout(max_norm=4.0))
+        != base
+    )
+    assert (
+        models.describe_model(models.build_hidden_dropout(momentum=0.8))
+        != base
+    )
+    assert (
+        models.describe_model(
+            models.build_hidden_dropout(hidden_units=(60, 31))
+        )
+        != base
+    )
     assert models.describe_model(models.build_visible_dropout()) != base

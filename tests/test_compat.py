@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 import scikeras.wrappers
 from sklearn.base import clone, is_classifier
-from sklearn.model_selection import KFold, StratifiedKFold, check_cv, cross_val_score
+from sklearn.model_selection import (
+    KFold,
+    StratifiedKFold,
+    check_cv,
+    cross_val_score,
+)
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
@@ -36,11 +41,20 @@ def fast_pipeline(epochs=3):
 def compat_pipeline(epochs=3):
     return make_pipeline(
         StandardScaler(),
-        KerasClassifier(model=build_baseline, epochs=epochs, batch_size=16, verbose=0, random_state=0),
+        KerasClassifier(
+            model=build_baseline,
+            epochs=epochs,
+            batch_size=16,
+            verbose=0,
+            random_state=0,
+        ),
     )
 
 
-PIPELINES = {"make_classifier": fast_pipeline, "compat.KerasClassifier": compat_pipeline}
+PIPELINES = {
+    "make_classifier": fast_pipeline,
+    "compat.KerasClassifier": compat_pipeline,
+}
 
 
 def test_make_classifier_is_the_tutorials_pipeline():
@@ -74,8 +88,14 @@ def test_cross_val_score_would_stratify(make, sonar):
 
 @pytest.mark.parametrize("make", PIPELINES.values(), ids=PIPELINES.keys())
 def test_cross_val_score_roc_auc(make, sonar):
-    scores = cross_val_score(make(epochs=3), sonar.X, sonar.y, cv=3, scoring="roc_auc",
-                             error_score="raise")
+    scores = cross_val_score(
+        make(epochs=3),
+        sonar.X,
+        sonar.y,
+        cv=3,
+        scoring="roc_auc",
+        error_score="raise",
+    )
     assert scores.shape == (3,)
     assert np.all(np.isfinite(scores))
     assert np.all((scores >= 0) & (scores <= 1))
@@ -90,7 +110,9 @@ def test_UPSTREAM_BUG_plain_scikeras_is_not_a_classifier(sonar):
     """
     plain = make_pipeline(
         StandardScaler(),
-        scikeras.wrappers.KerasClassifier(model=build_baseline, epochs=3, verbose=0),
+        scikeras.wrappers.KerasClassifier(
+            model=build_baseline, epochs=3, verbose=0
+        ),
     )
     removable = (
         "plain scikeras KerasClassifier is now recognised as a classifier: the workaround in "
@@ -99,7 +121,9 @@ def test_UPSTREAM_BUG_plain_scikeras_is_not_a_classifier(sonar):
     assert not is_classifier(plain), removable
     assert not is_classifier(plain[-1]), removable
     # The consequence the book warns about: cross_val_score(cv=10) would not stratify.
-    assert type(check_cv(10, sonar.y, classifier=is_classifier(plain))) is KFold, removable
+    assert (
+        type(check_cv(10, sonar.y, classifier=is_classifier(plain))) is KFold
+    ), removable
 
 
 def test_compat_class_keeps_scikeras_interface():

@@ -70,16 +70,25 @@ def test_make_splits_are_stratified_and_partition_each_repeat(sonar):
     overall = np.bincount(y) / len(y)
     for train, test in splits:
         assert len(np.intersect1d(train, test)) == 0
-        np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(len(y)))
+        np.testing.assert_array_equal(
+            np.sort(np.concatenate([train, test])), np.arange(len(y))
+        )
         # Stratified: each class's count in the fold is within one sample of its share.
         counts = np.bincount(y[test], minlength=2)
-        assert np.all(np.abs(counts - overall * len(test)) <= 1), (counts, overall * len(test))
+        assert np.all(np.abs(counts - overall * len(test)) <= 1), (
+            counts,
+            overall * len(test),
+        )
     for repeat in range(2):
         tests = [test for _, test in splits[repeat * 10 : (repeat + 1) * 10]]
-        np.testing.assert_array_equal(np.sort(np.concatenate(tests)), np.arange(len(y)))
+        np.testing.assert_array_equal(
+            np.sort(np.concatenate(tests)), np.arange(len(y))
+        )
         assert {len(t) for t in tests} <= {20, 21}
     # The second repeat is a fresh assignment, not a copy of the first.
-    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(splits[:10], splits[10:]))
+    assert not all(
+        np.array_equal(a[1], b[1]) for a, b in zip(splits[:10], splits[10:])
+    )
 
 
 def test_make_splits_shuffle(sonar):
@@ -155,7 +164,11 @@ def test_fold_seeds_purposes_are_separate_streams():
 
 @pytest.mark.parametrize(
     "args, error, argument",
-    [((-1, 3), ValueError, "seed"), ((0, 0), ValueError, "n"), ((0, 2.0), TypeError, "n")],
+    [
+        ((-1, 3), ValueError, "seed"),
+        ((0, 0), ValueError, "n"),
+        ((0, 2.0), TypeError, "n"),
+    ],
 )
 def test_fold_seeds_validation(args, error, argument):
     with pytest.raises(error, match=argument):
@@ -171,14 +184,21 @@ def test_fold_seeds_unknown_purpose_is_a_value_error():
 
 
 def test_cross_validate_model_returns_ten_fold_scores(sonar):
-    result = cross_validate_model(forest(), sonar.X, sonar.y, seed=7, n_jobs=1)
+    result = cross_validate_model(
+        forest(), sonar.X, sonar.y, seed=7, n_jobs=1
+    )
     assert isinstance(result, CVResult)
     assert result.scores.shape == (1, 10)
     assert (result.n_repeats, result.n_splits) == (1, 10)
     assert np.all((result.scores >= 0) & (result.scores <= 1))
     assert result.seed == 7
     assert result.name == "RandomForestClassifier"
-    assert cross_validate_model(forest(), sonar.X, sonar.y, n_splits=3, n_jobs=1, name="rf").name == "rf"
+    assert (
+        cross_validate_model(
+            forest(), sonar.X, sonar.y, n_splits=3, n_jobs=1, name="rf"
+        ).name
+        == "rf"
+    )
 
 
 def test_cross_validate_model_scores_are_the_documented_folds(sonar):
@@ -188,12 +208,18 @@ def test_cross_validate_model_scores_are_the_documented_folds(sonar):
     splits = make_splits(y, n_splits=10, seed=5)
     expected = []
     for (train, test), fold_seed in zip(splits, fold_seeds(5, 10)):
-        model = clone(forest()).set_params(random_state=fold_seed).fit(X[train], y[train])
+        model = (
+            clone(forest())
+            .set_params(random_state=fold_seed)
+            .fit(X[train], y[train])
+        )
         expected.append(accuracy_score(y[test], model.predict(X[test])))
     np.testing.assert_array_equal(result.scores[0], expected)
 
 
-def test_cross_validate_model_same_seed_same_scores_and_other_seed_differs(sonar):
+def test_cross_validate_model_same_seed_same_scores_and_other_seed_differs(
+    sonar,
+):
     a = cross_validate_model(forest(), sonar.X, sonar.y, seed=1, n_jobs=1)
     b = cross_validate_model(forest(), sonar.X, sonar.y, seed=1, n_jobs=1)
     c = cross_validate_model(forest(), sonar.X, sonar.y, seed=2, n_jobs=1)
@@ -202,8 +228,12 @@ def test_cross_validate_model_same_seed_same_scores_and_other_seed_differs(sonar
 
 
 def test_cross_validate_model_scores_do_not_depend_on_n_jobs(sonar):
-    serial = cross_validate_model(forest(), sonar.X, sonar.y, seed=3, n_jobs=1)
-    parallel = cross_validate_model(forest(), sonar.X, sonar.y, seed=3, n_jobs=2)
+    serial = cross_validate_model(
+        forest(), sonar.X, sonar.y, seed=3, n_jobs=1
+    )
+    parallel = cross_validate_model(
+        forest(), sonar.X, sonar.y, seed=3, n_jobs=2
+    )
     np.testing.assert_array_equal(serial.scores, parallel.scores)
 
 
@@ -213,42 +243,63 @@ def test_cross_validate_model_seeds_each_fold_differently(sonar, recorder):
     assert len(set(recorder.fits)) == 10
 
 
-def test_cross_validate_model_seeds_nested_random_state_in_pipelines(sonar, recorder):
+def test_cross_validate_model_seeds_nested_random_state_in_pipelines(
+    sonar, recorder
+):
     pipe = make_pipeline(StandardScaler(), recorder(random_state=123))
-    cross_validate_model(pipe, sonar.X, sonar.y, n_splits=3, n_repeats=2, seed=4, n_jobs=1)
+    cross_validate_model(
+        pipe, sonar.X, sonar.y, n_splits=3, n_repeats=2, seed=4, n_jobs=1
+    )
     assert recorder.fits == fold_seeds(4, 6)
 
 
 def test_cross_validate_model_repeats(sonar, recorder):
-    result = cross_validate_model(recorder(), sonar.X, sonar.y, n_splits=5, n_repeats=3, n_jobs=1)
+    result = cross_validate_model(
+        recorder(), sonar.X, sonar.y, n_splits=5, n_repeats=3, n_jobs=1
+    )
     assert result.scores.shape == (3, 5)
     assert len(recorder.fits) == 15
 
 
 def test_cross_validate_model_other_scoring(sonar):
-    result = cross_validate_model(forest(), sonar.X, sonar.y, n_splits=3, n_jobs=1, scoring="roc_auc")
+    result = cross_validate_model(
+        forest(), sonar.X, sonar.y, n_splits=3, n_jobs=1, scoring="roc_auc"
+    )
     assert result.scores.shape == (1, 3)
     assert np.all((result.scores > 0.5) & (result.scores <= 1))
 
 
 def test_cross_validate_model_needs_random_state(sonar):
     with pytest.raises(ValueError, match="random_state"):
-        cross_validate_model(KNeighborsClassifier(), sonar.X, sonar.y, n_jobs=1)
+        cross_validate_model(
+            KNeighborsClassifier(), sonar.X, sonar.y, n_jobs=1
+        )
 
 
-def test_cross_validate_model_unknown_scoring_fails_before_fitting(sonar, recorder):
+def test_cross_validate_model_unknown_scoring_fails_before_fitting(
+    sonar, recorder
+):
     with pytest.raises(ValueError, match="no_such_score"):
-        cross_validate_model(recorder(), sonar.X, sonar.y, scoring="no_such_score", n_jobs=1)
+        cross_validate_model(
+            recorder(), sonar.X, sonar.y, scoring="no_such_score", n_jobs=1
+        )
     assert recorder.fits == []
 
 
 @pytest.mark.parametrize(
     "X_slice, y_slice, match",
-    [(slice(None), slice(0, -1), "same number of rows"), (slice(0, -1), slice(None), "same number of rows")],
+    [
+        (slice(None), slice(0, -1), "same number of rows"),
+        (slice(0, -1), slice(None), "same number of rows"),
+    ],
 )
-def test_cross_validate_model_rejects_mismatched_data(sonar, recorder, X_slice, y_slice, match):
+def test_cross_validate_model_rejects_mismatched_data(
+    sonar, recorder, X_slice, y_slice, match
+):
     with pytest.raises(ValueError, match=match):
-        cross_validate_model(recorder(), sonar.X[X_slice], sonar.y[y_slice], n_jobs=1)
+        cross_validate_model(
+            recorder(), sonar.X[X_slice], sonar.y[y_slice], n_jobs=1
+        )
     assert recorder.fits == []
 
 
@@ -258,7 +309,9 @@ def test_cross_validate_model_rejects_1d_X_and_bad_n_jobs(sonar, recorder):
     with pytest.raises(ValueError, match="n_jobs"):
         cross_validate_model(recorder(), sonar.X, sonar.y, n_jobs=0)
     with pytest.raises(ValueError, match="n_splits"):
-        cross_validate_model(recorder(), sonar.X, sonar.y, n_splits=1, n_jobs=1)
+        cross_validate_model(
+            recorder(), sonar.X, sonar.y, n_splits=1, n_jobs=1
+        )
     assert recorder.fits == []
 
 
@@ -272,7 +325,9 @@ def test_cross_validate_model_with_the_keras_pipeline_is_reproducible(sonar):
     assert a.name == "Pipeline"
     np.testing.assert_array_equal(a.scores, b.scores)
     assert not np.array_equal(a.scores, c.scores)
-    assert pipe.get_params()["model__random_state"] is None  # the caller's estimator is untouched
+    assert (
+        pipe.get_params()["model__random_state"] is None
+    )  # the caller's estimator is untouched
 
 
 # --------------------------------------------------------------------------- CVResult
@@ -292,7 +347,9 @@ def test_cv_result_arithmetic_by_hand():
 def test_cv_result_reproduces_the_tutorial_format():
     # Two scores m +/- s have mean m and population std s (ddof=0, as NumPy and
     # the tutorial print it); the sample std (ddof=1) would be s * sqrt(2) = 6.48%.
-    result = CVResult("baseline", np.array([[0.8604 + 0.0458, 0.8604 - 0.0458]]), seed=0)
+    result = CVResult(
+        "baseline", np.array([[0.8604 + 0.0458, 0.8604 - 0.0458]]), seed=0
+    )
     assert result.summary() == "86.04% (4.58%)"
 
 
@@ -323,7 +380,12 @@ def test_single_process_run_leaves_the_callers_threads_alone(sonar):
     )
     data = sonar
     cross_validate_model(
-        make_classifier(build_baseline, epochs=1), data.X, data.y, n_splits=3, seed=0, n_jobs=1
+        make_classifier(build_baseline, epochs=1),
+        data.X,
+        data.y,
+        n_splits=3,
+        seed=0,
+        n_jobs=1,
     )
     after = (
         tf.config.threading.get_intra_op_parallelism_threads(),
@@ -345,11 +407,15 @@ def test_workers_tolerate_tensorflow_graph_memory():
         cv._configure_worker()
         return process_executor._MAX_MEMORY_LEAK_SIZE
 
-    limits = Parallel(n_jobs=2)(delayed(limit_after_configuring)(i) for i in range(2))
+    limits = Parallel(n_jobs=2)(
+        delayed(limit_after_configuring)(i) for i in range(2)
+    )
     assert limits == [cv.WORKER_MEMORY_GROWTH_LIMIT] * 2
     from joblib.externals.loky import process_executor
 
-    assert process_executor._MAX_MEMORY_LEAK_SIZE < cv.WORKER_MEMORY_GROWTH_LIMIT  # caller untouched
+    assert (
+        process_executor._MAX_MEMORY_LEAK_SIZE < cv.WORKER_MEMORY_GROWTH_LIMIT
+    )  # caller untouched
 
 
 # --------------------------------------------------------------------------- where the work runs

@@ -20,7 +20,12 @@ import helpers
 from helpers import cv
 from helpers.cv import WorkerLostError, compute_on, cross_validate_model
 from helpers.models import build_hidden_dropout
-from helpers.search import make_search, nested_cross_validate, run_search, search_scores
+from helpers.search import (
+    make_search,
+    nested_cross_validate,
+    run_search,
+    search_scores,
+)
 from helpers.training import make_classifier
 
 distributed = pytest.importorskip("distributed")
@@ -31,9 +36,13 @@ MAX_NORM = "model__model__max_norm"
 
 def local_cluster(**kwargs):
     return distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
-        silence_logs=logging.CRITICAL, **kwargs,
+        silence_logs=logging.CRITICAL,
+        **kwargs,
     )
 
 
@@ -59,8 +68,17 @@ def keras_pipeline():
 
 
 def test_cross_validation_on_the_cluster_equals_n_jobs_1(sonar, client):
-    local = cross_validate_model(keras_pipeline(), sonar.X, sonar.y, n_splits=4, seed=2, n_jobs=1)
-    remote = cross_validate_model(keras_pipeline(), sonar.X, sonar.y, n_splits=4, seed=2, scheduler=client)
+    local = cross_validate_model(
+        keras_pipeline(), sonar.X, sonar.y, n_splits=4, seed=2, n_jobs=1
+    )
+    remote = cross_validate_model(
+        keras_pipeline(),
+        sonar.X,
+        sonar.y,
+        n_splits=4,
+        seed=2,
+        scheduler=client,
+    )
     np.testing.assert_array_equal(local.scores, remote.scores)
 
 
@@ -68,21 +86,43 @@ def test_grid_search_on_the_cluster_equals_n_jobs_1(sonar, client, cluster):
     grid = {DROPOUT: [0.0, 0.3], MAX_NORM: [None, 3.0]}
 
     def search():
-        return make_search(keras_pipeline(), grid, n_splits=3, seed=5, n_jobs=1)
+        return make_search(
+            keras_pipeline(), grid, n_splits=3, seed=5, n_jobs=1
+        )
 
     local = run_search(search(), sonar.X, sonar.y)
     by_client = run_search(search(), sonar.X, sonar.y, scheduler=client)
-    by_address = run_search(search(), sonar.X, sonar.y, scheduler=cluster.scheduler_address)
-    np.testing.assert_array_equal(search_scores(local), search_scores(by_client))
-    np.testing.assert_array_equal(search_scores(local), search_scores(by_address))
-    assert local.best_params_ == by_client.best_params_ == by_address.best_params_
+    by_address = run_search(
+        search(), sonar.X, sonar.y, scheduler=cluster.scheduler_address
+    )
+    np.testing.assert_array_equal(
+        search_scores(local), search_scores(by_client)
+    )
+    np.testing.assert_array_equal(
+        search_scores(local), search_scores(by_address)
+    )
+    assert (
+        local.best_params_
+        == by_client.best_params_
+        == by_address.best_params_
+    )
     assert client.status == "running"  # a Client the caller made is left open
 
 
-def test_nested_cross_validation_on_the_cluster_equals_n_jobs_1(sonar, client):
+def test_nested_cross_validation_on_the_cluster_equals_n_jobs_1(
+    sonar, client
+):
     def nested(scheduler):
-        search = make_search(keras_pipeline(), {DROPOUT: [0.0, 0.3]}, n_splits=2, seed=5, n_jobs=1)
-        return nested_cross_validate(search, sonar.X, sonar.y, n_splits=3, seed=1, scheduler=scheduler)
+        search = make_search(
+            keras_pipeline(),
+            {DROPOUT: [0.0, 0.3]},
+            n_splits=2,
+            seed=5,
+            n_jobs=1,
+        )
+        return nested_cross_validate(
+            search, sonar.X, sonar.y, n_splits=3, seed=1, scheduler=scheduler
+        )
 
     local, remote = nested(None), nested(client)
     np.testing.assert_array_equal(local.result.scores, remote.result.scores)
@@ -111,7 +151,10 @@ def test_workers_have_the_local_workers_settings(client):
             import dask.sizeof
             import distributed.comm.core
 
-            return dask.sizeof.random is not random and distributed.comm.core.random is not random
+            return (
+                dask.sizeof.random is not random
+                and distributed.comm.core.random is not random
+            )
 
         assert set(client.run(isolated).values()) == {True}
 
@@ -127,7 +170,9 @@ def test_isolating_python_random_leaves_the_global_generator_to_keras():
     random.seed(3)
     expected = random.random()
     random.seed(3)
-    dask.sizeof.sizeof(list(range(100)))  # samples items with its own generator now
+    dask.sizeof.sizeof(
+        list(range(100))
+    )  # samples items with its own generator now
     assert random.random() == expected
 
 
@@ -137,11 +182,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_an_address_where_no_scheduler_answers_is_a_clear_error(monkeypatch, sonar):
+def test_an_address_where_no_scheduler_answers_is_a_clear_error(
+    monkeypatch, sonar
+):
     monkeypatch.setattr(cv, "CONNECT_TIMEOUT_SECONDS", 2)
     address = f"tcp://127.0.0.1:{free_port()}"
     with pytest.raises(ConnectionError, match="scheduler=.*does not answer"):
-        cross_validate_model(keras_pipeline(), sonar.X, sonar.y, n_splits=3, scheduler=address)
+        cross_validate_model(
+            keras_pipeline(), sonar.X, sonar.y, n_splits=3, scheduler=address
+        )
 
 
 @pytest.mark.parametrize("scheduler", [8786, "", ["tcp://127.0.0.1:8786"]])
@@ -152,7 +201,8 @@ def test_a_scheduler_of_the_wrong_kind_is_refused(scheduler):
 
 
 class DiesInWorker(ClassifierMixin, BaseEstimator):
-    """Majority-class classifier that kills the Dask worker process running a fit with ``depth=2``."""
+    """Majority-class classifier that kills the Dask worker process running
+    a fit with ``depth=2``."""
 
     def __init__(self, depth=1, random_state=None):
         self.depth = depth
@@ -186,7 +236,13 @@ def test_a_worker_that_dies_mid_search_is_a_clear_error(sonar):
 
     search = make_search(DiesInWorker(), {"depth": [1, 2]}, n_splits=3)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with local_cluster() as cluster, distributed.Client(cluster, set_as_default=False) as client:
-            with pytest.raises(WorkerLostError, match="a Dask worker died while running a task"):
+        with (
+            local_cluster() as cluster,
+            distributed.Client(cluster, set_as_default=False) as client,
+        ):
+            with pytest.raises(
+                WorkerLostError,
+                match="a Dask worker died while running a task",
+            ):
                 run_search(search, sonar.X, sonar.y, scheduler=client)
     assert not hasattr(search, "best_params_")

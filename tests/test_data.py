@@ -21,8 +21,8 @@ from helpers.data import (
     N_FEATURES,
     N_SAMPLES,
     SONAR_SHA256,
-    SonarData,
     DigitsDataError,
+    SonarData,
     SonarDataError,
     add_noise_columns,
     check_digits,
@@ -42,13 +42,17 @@ def join(rows: list[list[str]], newline: str = "\n") -> str:
     return "".join(",".join(row) + newline for row in rows)
 
 
-def write(tmp_path: pathlib.Path, text: str, name: str = "sonar.csv") -> pathlib.Path:
+def write(
+    tmp_path: pathlib.Path, text: str, name: str = "sonar.csv"
+) -> pathlib.Path:
     path = tmp_path / name
     path.write_bytes(text.encode("utf-8"))
     return path
 
 
-def with_cell(tmp_path: pathlib.Path, row: int, col: int, value: str) -> pathlib.Path:
+def with_cell(
+    tmp_path: pathlib.Path, row: int, col: int, value: str
+) -> pathlib.Path:
     """Copy of the real file with 1-based (row, col) replaced by ``value``."""
     rows = real_rows()
     rows[row - 1][col - 1] = value
@@ -119,7 +123,9 @@ def test_checksum_constant_matches_file_bytes():
 def test_values_match_independent_parser():
     frame = pd.read_csv(DEFAULT_SONAR_PATH, header=None)
     data = load_sonar()
-    np.testing.assert_array_equal(data.X, frame.iloc[:, :60].to_numpy(dtype=np.float64))
+    np.testing.assert_array_equal(
+        data.X, frame.iloc[:, :60].to_numpy(dtype=np.float64)
+    )
     expected_y = frame.iloc[:, 60].map({"M": 0, "R": 1}).to_numpy()
     np.testing.assert_array_equal(data.y, expected_y)
 
@@ -175,7 +181,9 @@ def test_altered_copy_loads_without_checksum(tmp_path):
 def test_altered_copy_fails_checksum_when_asked(tmp_path):
     path = altered_copy(tmp_path)
     actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert_load_fails(path, "checksum", actual, SONAR_SHA256, verify_checksum=True)
+    assert_load_fails(
+        path, "checksum", actual, SONAR_SHA256, verify_checksum=True
+    )
 
 
 def test_crlf_line_endings_accepted(tmp_path):
@@ -226,7 +234,9 @@ def test_default_path_checksum_can_be_skipped(tmp_path, monkeypatch):
     assert load_sonar(verify_checksum=False).X[4, 6] == 0.9999
 
 
-def test_default_path_structure_reported_before_checksum(tmp_path, monkeypatch):
+def test_default_path_structure_reported_before_checksum(
+    tmp_path, monkeypatch
+):
     path = write(tmp_path, join(real_rows()[:-1]))
     monkeypatch.setattr(data_module, "DEFAULT_SONAR_PATH", path)
     with pytest.raises(SonarDataError) as info:
@@ -270,7 +280,9 @@ def test_binary_garbage(tmp_path):
 
 def test_invalid_utf8_inside_text(tmp_path):
     path = tmp_path / "sonar.csv"
-    path.write_bytes(REAL_TEXT.encode("ascii").replace(b"0.0200", b"0.02\xe900", 1))
+    path.write_bytes(
+        REAL_TEXT.encode("ascii").replace(b"0.0200", b"0.02\xe900", 1)
+    )
     assert_load_fails(path, "not UTF-8 text", "offset 4")
 
 
@@ -287,27 +299,38 @@ def test_too_large(tmp_path):
 
 
 def test_truncated_rows(tmp_path):
-    assert_load_fails(write(tmp_path, join(real_rows()[:207])), "has 207 rows, expected 208")
+    assert_load_fails(
+        write(tmp_path, join(real_rows()[:207])), "has 207 rows, expected 208"
+    )
 
 
 def test_extra_row(tmp_path):
     rows = real_rows()
-    assert_load_fails(write(tmp_path, join(rows + [rows[0]])), "has 209 rows, expected 208")
+    assert_load_fails(
+        write(tmp_path, join(rows + [rows[0]])), "has 209 rows, expected 208"
+    )
 
 
 def test_half_written_last_row(tmp_path):
     rows = real_rows()
     rows[-1] = rows[-1][:30]
-    assert_load_fails(write(tmp_path, join(rows)), "row 208 has 30 values, expected 61")
+    assert_load_fails(
+        write(tmp_path, join(rows)), "row 208 has 30 values, expected 61"
+    )
 
 
 @pytest.mark.parametrize(
     ("row", "cells", "expected"),
-    [(17, 59, "row 17 has 59 values, expected 61"), (1, 62, "row 1 has 62 values, expected 61")],
+    [
+        (17, 59, "row 17 has 59 values, expected 61"),
+        (1, 62, "row 1 has 62 values, expected 61"),
+    ],
 )
 def test_wrong_number_of_fields(tmp_path, row, cells, expected):
     rows = real_rows()
-    rows[row - 1] = (rows[row - 1][:-1] * 2)[: cells - 1] + [rows[row - 1][-1]]
+    rows[row - 1] = (rows[row - 1][:-1] * 2)[: cells - 1] + [
+        rows[row - 1][-1]
+    ]
     assert len(rows[row - 1]) == cells
     assert_load_fails(write(tmp_path, join(rows)), expected)
 
@@ -325,24 +348,36 @@ def test_blank_line_in_middle(tmp_path):
 
 
 def test_empty_cell(tmp_path):
-    assert_load_fails(with_cell(tmp_path, 3, 12, ""), "row 3, column 12 is empty")
-
-
-def test_empty_label(tmp_path):
-    assert_load_fails(with_cell(tmp_path, 3, 61, ""), "row 3, column 61 is empty")
-
-
-@pytest.mark.parametrize("value", ["abc", "0.0_5", "\uff10.\uff15", "0;5", "'0.5'"])
-def test_non_numeric_cell(tmp_path, value):
     assert_load_fails(
-        with_cell(tmp_path, 3, 12, value), "row 3, column 12", f"{value!r} is not a number"
+        with_cell(tmp_path, 3, 12, ""), "row 3, column 12 is empty"
     )
 
 
-@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"])
+def test_empty_label(tmp_path):
+    assert_load_fails(
+        with_cell(tmp_path, 3, 61, ""), "row 3, column 61 is empty"
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["abc", "0.0_5", "\uff10.\uff15", "0;5", "'0.5'"]
+)
+def test_non_numeric_cell(tmp_path, value):
+    assert_load_fails(
+        with_cell(tmp_path, 3, 12, value),
+        "row 3, column 12",
+        f"{value!r} is not a number",
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"]
+)
 def test_non_finite_cell(tmp_path, value):
     assert_load_fails(
-        with_cell(tmp_path, 40, 2, value), "row 40, column 2", "not a finite number"
+        with_cell(tmp_path, 40, 2, value),
+        "row 40, column 2",
+        "not a finite number",
     )
 
 
@@ -364,18 +399,25 @@ def test_value_out_of_range(tmp_path, value):
 
 @pytest.mark.parametrize("value", ["0", "1", "0.0000", "1.0000"])
 def test_range_endpoints_accepted(tmp_path, value):
-    assert load_sonar(with_cell(tmp_path, 100, 60, value)).X[99, 59] == float(value)
+    assert load_sonar(with_cell(tmp_path, 100, 60, value)).X[99, 59] == float(
+        value
+    )
 
 
 @pytest.mark.parametrize("label", ["X", "r", "Rock", "0"])
 def test_unknown_label(tmp_path, label):
     assert_load_fails(
-        with_cell(tmp_path, 50, 61, label), "row 50", f"label {label!r}", "'M' or 'R'"
+        with_cell(tmp_path, 50, 61, label),
+        "row 50",
+        f"label {label!r}",
+        "'M' or 'R'",
     )
 
 
 def test_label_with_whitespace(tmp_path):
-    assert_load_fails(with_cell(tmp_path, 50, 61, "R "), "row 50, column 61", "whitespace")
+    assert_load_fails(
+        with_cell(tmp_path, 50, 61, "R "), "row 50, column 61", "whitespace"
+    )
 
 
 def test_only_first_problem_row_is_named(tmp_path):
@@ -413,7 +455,9 @@ def test_other_os_error_is_wrapped(tmp_path, monkeypatch):
     path = write(tmp_path, REAL_TEXT)
     cause = OSError(5, "Input/output error", str(path))
     _fail_open_for(monkeypatch, path, cause)
-    error = assert_load_fails(path, "cannot read the file", "Input/output error")
+    error = assert_load_fails(
+        path, "cannot read the file", "Input/output error"
+    )
     assert error.__cause__ is cause
 
 
@@ -437,7 +481,9 @@ def test_error_is_a_value_error():
     assert issubclass(SonarDataError, ValueError)
 
 
-@pytest.mark.parametrize("bad", [123, 1.5, b"data/sonar.csv", ["data/sonar.csv"]])
+@pytest.mark.parametrize(
+    "bad", [123, 1.5, b"data/sonar.csv", ["data/sonar.csv"]]
+)
 def test_bad_path_type(bad):
     with pytest.raises(TypeError, match="path"):
         load_sonar(bad)
@@ -494,15 +540,39 @@ def test_digits_loader_shapes_and_scaling():
 @pytest.mark.parametrize(
     "pixels, labels, match",
     [
-        (np.zeros((10, 63)), np.arange(10), r"pixels must have shape \(n, 64\)"),
+        (
+            np.zeros((10, 63)),
+            np.arange(10),
+            r"pixels must have shape \(n, 64\)",
+        ),
         (np.zeros((10, 8, 8)), np.arange(10), "pixels must have shape"),
         (np.zeros((10, 64)), np.arange(9), "labels must have shape"),
-        (np.full((10, 64), 17.0), np.arange(10), "pixels must be whole numbers from 0 to 16; row 0"),
-        (np.full((10, 64), 0.5), np.arange(10), "pixels must be whole numbers"),
-        (np.vstack([np.zeros((3, 64)), np.full((7, 64), np.nan)]), np.arange(10), "row 3"),
-        (np.zeros((10, 64)), np.r_[np.arange(9), 10], "labels must be whole numbers from 0 to 9; row 9"),
+        (
+            np.full((10, 64), 17.0),
+            np.arange(10),
+            "pixels must be whole numbers from 0 to 16; row 0",
+        ),
+        (
+            np.full((10, 64), 0.5),
+            np.arange(10),
+            "pixels must be whole numbers",
+        ),
+        (
+            np.vstack([np.zeros((3, 64)), np.full((7, 64), np.nan)]),
+            np.arange(10),
+            "row 3",
+        ),
+        (
+            np.zeros((10, 64)),
+            np.r_[np.arange(9), 10],
+            "labels must be whole numbers from 0 to 9; row 9",
+        ),
         (np.zeros((10, 64)), np.r_[np.arange(9), 8], r"missing \[9\]"),
-        (np.zeros((10, 64)), np.array(list("0123456789")), "labels must be numbers"),
+        (
+            np.zeros((10, 64)),
+            np.array(list("0123456789")),
+            "labels must be numbers",
+        ),
     ],
 )
 def test_check_digits_names_what_is_wrong(pixels, labels, match):
@@ -511,7 +581,9 @@ def test_check_digits_names_what_is_wrong(pixels, labels, match):
 
 
 def test_check_digits_accepts_and_scales():
-    X, y = check_digits(np.tile(np.arange(17), 4)[:64][None].repeat(10, 0), np.arange(10.0))
+    X, y = check_digits(
+        np.tile(np.arange(17), 4)[:64][None].repeat(10, 0), np.arange(10.0)
+    )
     assert X.max() == 1.0 and y.dtype == np.int64
 
 
@@ -536,7 +608,10 @@ def test_noise_columns_are_appended_uniform_and_reproducible():
 
 def test_fewer_noise_columns_are_a_prefix_of_more():
     X = np.zeros((30, 2))
-    np.testing.assert_array_equal(add_noise_columns(X, 60, seed=1), add_noise_columns(X, 240, seed=1)[:, :62])
+    np.testing.assert_array_equal(
+        add_noise_columns(X, 60, seed=1),
+        add_noise_columns(X, 240, seed=1)[:, :62],
+    )
     np.testing.assert_array_equal(add_noise_columns(X, 0, seed=1), X)
 
 

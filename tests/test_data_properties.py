@@ -14,17 +14,26 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from helpers.data import DEFAULT_SONAR_PATH, N_FEATURES, N_SAMPLES, SonarDataError, load_sonar
+from helpers.data import (
+    DEFAULT_SONAR_PATH,
+    N_FEATURES,
+    N_SAMPLES,
+    SonarDataError,
+    load_sonar,
+)
 
 REFERENCE = DEFAULT_SONAR_PATH.read_text()
 ROWS = REFERENCE.splitlines()
 CELLS = [row.split(",") for row in ROWS]
-ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+ASCII_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+)
 
 
 def is_valid_value(text: str) -> bool:
     """True for text a correct loader must accept as a feature value."""
     return bool(ASCII_NUMBER.fullmatch(text)) and 0.0 <= float(text) <= 1.0
+
 
 SETTINGS = settings(
     max_examples=60,
@@ -35,8 +44,28 @@ SETTINGS = settings(
 row_index = st.integers(0, N_SAMPLES - 1)
 feature_index = st.integers(0, N_FEATURES - 1)
 bad_numbers = st.one_of(
-    st.sampled_from(["", "nan", "NaN", "inf", "-inf", "1e400", "abc", " 0.5", "0.5 ", "1.5",
-                     "-0.1", "2", "0.5.1", "0,5", "M", "R", "\t0.1", "１"]),
+    st.sampled_from(
+        [
+            "",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e400",
+            "abc",
+            " 0.5",
+            "0.5 ",
+            "1.5",
+            "-0.1",
+            "2",
+            "0.5.1",
+            "0,5",
+            "M",
+            "R",
+            "\t0.1",
+            "１",
+        ]
+    ),
     st.text(min_size=1, max_size=8).filter(
         lambda s: not is_valid_value(s) and not set(s) & set(",\n\r\x00")
     ),
@@ -67,7 +96,7 @@ def assert_clear_error(path: Path) -> str:
     except SonarDataError as error:
         message = str(error)
         assert message.startswith(f"{path}: "), message
-        problem = message[len(f"{path}: "):]
+        problem = message[len(f"{path}: ") :]
         assert len(problem) > 10, message
         return problem
     except Exception as error:  # noqa: BLE001  (the point: nothing else may escape)
@@ -112,7 +141,9 @@ def test_truncated_file(tmp_path, cut):
 
 
 @SETTINGS
-@given(drop=st.sets(row_index, min_size=1, max_size=5), duplicate=st.booleans())
+@given(
+    drop=st.sets(row_index, min_size=1, max_size=5), duplicate=st.booleans()
+)
 def test_missing_or_duplicated_rows(tmp_path, drop, duplicate):
     rows = [r for i, r in enumerate(ROWS) if i not in drop]
     if duplicate:
@@ -128,19 +159,31 @@ def test_binary_garbage(tmp_path, garbage):
 
 
 @SETTINGS
-@given(row=row_index, col=feature_index, garbage=st.binary(min_size=1, max_size=8))
+@given(
+    row=row_index,
+    col=feature_index,
+    garbage=st.binary(min_size=1, max_size=8),
+)
 def test_garbage_bytes_inside_the_file(tmp_path, row, col, garbage):
     cells = [list(r) for r in CELLS]
     cells[row][col] = "\x00"  # placeholder replaced by raw bytes below
     raw = join(cells).encode().replace(b"\x00", garbage, 1)
-    assume(garbage.decode("utf-8", errors="replace") != ROWS[row].split(",")[col])
+    assume(
+        garbage.decode("utf-8", errors="replace") != ROWS[row].split(",")[col]
+    )
     assume(not is_valid_value(garbage.decode("latin-1")))
     assert_clear_error(write(tmp_path, raw))
 
 
 @SETTINGS
-@given(row=row_index, col=feature_index, value=st.floats(0, 1).map(lambda v: f"{v:.4f}"))
-def test_valid_but_altered_copy_fails_only_the_checksum(tmp_path, row, col, value):
+@given(
+    row=row_index,
+    col=feature_index,
+    value=st.floats(0, 1).map(lambda v: f"{v:.4f}"),
+)
+def test_valid_but_altered_copy_fails_only_the_checksum(
+    tmp_path, row, col, value
+):
     assume(value != CELLS[row][col])
     cells = [list(r) for r in CELLS]
     cells[row][col] = value

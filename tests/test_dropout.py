@@ -18,7 +18,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import helpers  # noqa: F401  (quiet TensorFlow import)
-from helpers.dropout import InvertedDropout, inverted_dropout, mc_predict, paper_dropout
+from helpers.dropout import (
+    InvertedDropout,
+    inverted_dropout,
+    mc_predict,
+    paper_dropout,
+)
 
 N_UNITS = 200_000
 
@@ -36,7 +41,11 @@ pytestmark = pytest.mark.filterwarnings(
 
 def positive_inputs(n: int = N_UNITS, seed: int = 0) -> np.ndarray:
     """Inputs that are never zero, so a zero in the output can only be a dropped unit."""
-    return np.random.default_rng(seed).uniform(0.5, 1.5, size=n).astype("float32")
+    return (
+        np.random.default_rng(seed)
+        .uniform(0.5, 1.5, size=n)
+        .astype("float32")
+    )
 
 
 # --- inverted_dropout -------------------------------------------------------------------
@@ -53,7 +62,9 @@ def test_fraction_zeroed_is_the_rate(rate):
 @pytest.mark.parametrize("rate", [0.2, 0.5, 0.9])
 def test_kept_units_are_divided_by_the_keep_probability_exactly(rate):
     x = np.random.default_rng(2).normal(size=(300, 40))
-    out, mask = inverted_dropout(x, rate, training=True, rng=3, return_mask=True)
+    out, mask = inverted_dropout(
+        x, rate, training=True, rng=3, return_mask=True
+    )
     assert mask.dtype == bool and mask.shape == x.shape
     assert np.array_equal(out[mask], x[mask] / (1 - rate))
     assert np.all(out[~mask] == 0)
@@ -69,7 +80,9 @@ def test_float32_input_stays_float32():
 def test_mean_is_preserved_in_expectation(rate):
     x = np.array([-2.0, 0.5, 1.0, 3.0])
     n_draws = 50_000
-    out = inverted_dropout(np.tile(x, (n_draws, 1)), rate, training=True, rng=4)
+    out = inverted_dropout(
+        np.tile(x, (n_draws, 1)), rate, training=True, rng=4
+    )
     # Var(out_i) = x_i^2 * rate / (1 - rate)
     standard_error = np.abs(x) * math.sqrt(rate / (1 - rate) / n_draws)
     assert np.all(np.abs(out.mean(axis=0) - x) < 5 * standard_error)
@@ -86,14 +99,18 @@ def test_inference_is_the_identity(rate):
 
 def test_rate_zero_is_the_identity_when_training():
     x = np.random.default_rng(6).normal(size=(50, 3))
-    out, mask = inverted_dropout(x, 0.0, training=True, rng=0, return_mask=True)
+    out, mask = inverted_dropout(
+        x, 0.0, training=True, rng=0, return_mask=True
+    )
     assert np.array_equal(out, x)
     assert mask.all()
 
 
 def test_integer_input_gives_a_floating_output_when_training():
     x = np.arange(1, 1001)
-    out, mask = inverted_dropout(x, 0.5, training=True, rng=0, return_mask=True)
+    out, mask = inverted_dropout(
+        x, 0.5, training=True, rng=0, return_mask=True
+    )
     assert np.issubdtype(out.dtype, np.floating)
     assert np.array_equal(out[mask], x[mask] * 2.0)
 
@@ -118,7 +135,9 @@ def test_rates_of_the_wrong_type_are_refused(function, rate):
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-@pytest.mark.parametrize("rng", ["7", 1.5, True, None, np.random.RandomState(0)])
+@pytest.mark.parametrize(
+    "rng", ["7", 1.5, True, None, np.random.RandomState(0)]
+)
 def test_rng_of_the_wrong_type_is_refused(function, rng):
     with pytest.raises(TypeError, match="rng"):
         function(np.ones(3), 0.5, training=True, rng=rng)
@@ -138,7 +157,9 @@ def test_training_must_be_a_boolean(function, training):
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-@pytest.mark.parametrize("x", [np.array(["a", "b"]), np.array([True, False]), [1 + 2j]])
+@pytest.mark.parametrize(
+    "x", [np.array(["a", "b"]), np.array([True, False]), [1 + 2j]]
+)
 def test_non_numeric_input_is_refused(function, x):
     with pytest.raises(TypeError, match="^x must"):
         function(x, 0.5, training=True, rng=0)
@@ -187,13 +208,22 @@ def test_paper_scheme_masks_without_scaling_in_training():
 
 def test_paper_scheme_scales_by_the_retention_probability_at_inference():
     x = np.random.default_rng(9).normal(size=50)
-    assert np.allclose(paper_dropout(x, 0.25, training=False, rng=0), 0.75 * x, rtol=0, atol=1e-15)
+    assert np.allclose(
+        paper_dropout(x, 0.25, training=False, rng=0),
+        0.75 * x,
+        rtol=0,
+        atol=1e-15,
+    )
 
 
 def test_both_schemes_draw_the_same_mask_from_the_same_seed():
     x = positive_inputs(5000)
-    _, inverted_mask = inverted_dropout(x, 0.3, training=True, rng=21, return_mask=True)
-    _, paper_mask = paper_dropout(x, 0.3, training=True, rng=21, return_mask=True)
+    _, inverted_mask = inverted_dropout(
+        x, 0.3, training=True, rng=21, return_mask=True
+    )
+    _, paper_mask = paper_dropout(
+        x, 0.3, training=True, rng=21, return_mask=True
+    )
     assert np.array_equal(inverted_mask, paper_mask)
 
 
@@ -208,14 +238,21 @@ def test_paper_scheme_training_mean_matches_its_inference_output():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    x=hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=6),
-                 elements=st.floats(-1e6, 1e6, allow_nan=False)),
+    x=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(max_dims=3, max_side=6),
+        elements=st.floats(-1e6, 1e6, allow_nan=False),
+    ),
     rate=st.floats(0.0, 0.99),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_schemes_differ_exactly_by_the_keep_probability(x, rate, seed):
-    inverted, mask = inverted_dropout(x, rate, training=True, rng=seed, return_mask=True)
-    paper, paper_mask = paper_dropout(x, rate, training=True, rng=seed, return_mask=True)
+    inverted, mask = inverted_dropout(
+        x, rate, training=True, rng=seed, return_mask=True
+    )
+    paper, paper_mask = paper_dropout(
+        x, rate, training=True, rng=seed, return_mask=True
+    )
     assert np.array_equal(mask, paper_mask)
     assert np.array_equal(inverted[mask], x[mask] / (1 - rate))
     assert np.array_equal(paper[mask], x[mask])
@@ -240,14 +277,20 @@ def test_keras_layer_matches_keras_dropout_statistically(rate):
     assert abs(np.mean(ours == 0) - np.mean(theirs == 0)) < 7 * standard_error
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's dropout kernel")
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="TensorFlow's dropout kernel",
+)
 @pytest.mark.parametrize("rate", [0.2, 0.3, 0.5])
 def test_keras_layer_reproduces_keras_dropout_exactly_on_tensorflow(rate):
     x = positive_inputs(20_000).reshape(100, 200)
     ours = InvertedDropout(rate, seed=7)
     theirs = keras.layers.Dropout(rate, seed=7)
     for _ in range(2):  # the first call and the next, as both streams move on
-        assert np.array_equal(to_numpy(ours(x, training=True)), to_numpy(theirs(x, training=True)))
+        assert np.array_equal(
+            to_numpy(ours(x, training=True)),
+            to_numpy(theirs(x, training=True)),
+        )
 
 
 def test_keras_dropout_with_rate_one_outputs_zeros_in_training_only():
@@ -268,7 +311,11 @@ def test_keras_layer_is_the_identity_at_inference():
 
 def test_keras_layer_seed_fixes_its_masks():
     x = positive_inputs(4000).reshape(40, 100)
-    a, b, c = InvertedDropout(0.5, seed=3), InvertedDropout(0.5, seed=3), InvertedDropout(0.5, seed=4)
+    a, b, c = (
+        InvertedDropout(0.5, seed=3),
+        InvertedDropout(0.5, seed=3),
+        InvertedDropout(0.5, seed=4),
+    )
     first_a = to_numpy(a(x, training=True))
     assert np.array_equal(first_a, to_numpy(b(x, training=True)))
     assert not np.array_equal(first_a, to_numpy(c(x, training=True)))
@@ -276,7 +323,9 @@ def test_keras_layer_seed_fixes_its_masks():
     assert not np.array_equal(first_a, to_numpy(a(x, training=True)))
 
 
-@pytest.mark.parametrize("rate, error", [(1.0, ValueError), (-0.5, ValueError), ("0.2", TypeError)])
+@pytest.mark.parametrize(
+    "rate, error", [(1.0, ValueError), (-0.5, ValueError), ("0.2", TypeError)]
+)
 def test_keras_layer_refuses_invalid_rates(rate, error):
     with pytest.raises(error, match="rate"):
         InvertedDropout(rate)
@@ -290,12 +339,14 @@ def test_keras_layer_config_round_trip():
 
 def test_model_with_the_keras_layer_survives_saving(tmp_path):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input(shape=(6,)),
-        keras.layers.Dense(8, activation="relu"),
-        InvertedDropout(0.4, seed=5),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(6,)),
+            keras.layers.Dense(8, activation="relu"),
+            InvertedDropout(0.4, seed=5),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     x = np.random.default_rng(0).normal(size=(20, 6)).astype("float32")
     path = tmp_path / "model.keras"
     model.save(path)
@@ -306,7 +357,9 @@ def test_model_with_the_keras_layer_survives_saving(tmp_path):
     assert layer.weights == []
     assert np.array_equal(to_numpy(model(x)), to_numpy(restored(x)))
     # Still dropout after loading: in training mode it zeroes units.
-    assert np.any(to_numpy(layer(np.ones((20, 8), "float32"), training=True)) == 0)
+    assert np.any(
+        to_numpy(layer(np.ones((20, 8), "float32"), training=True)) == 0
+    )
 
 
 # --- mc_predict -------------------------------------------------------------------------
@@ -315,12 +368,16 @@ def test_model_with_the_keras_layer_survives_saving(tmp_path):
 @pytest.fixture(scope="module")
 def linear_dropout_model():
     """Dropout then a fixed linear unit: the MC mean must converge to X @ w + b."""
-    model = keras.Sequential([
-        keras.Input(shape=(4,)),
-        keras.layers.Dropout(0.5, seed=1),
-        keras.layers.Dense(1),
-    ])
-    model.layers[1].set_weights([np.array([[1.0], [-2.0], [0.5], [3.0]]), np.array([0.25])])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(4,)),
+            keras.layers.Dropout(0.5, seed=1),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.layers[1].set_weights(
+        [np.array([[1.0], [-2.0], [0.5], [3.0]]), np.array([0.25])]
+    )
     return model
 
 
@@ -335,40 +392,61 @@ def test_mc_predict_shape_and_spread(linear_dropout_model, rows):
     assert np.all(draws.std(axis=0) > 0)
 
 
-def test_mc_predict_mean_converges_to_the_inference_output(linear_dropout_model, rows):
+def test_mc_predict_mean_converges_to_the_inference_output(
+    linear_dropout_model, rows
+):
     draws = mc_predict(linear_dropout_model, rows, n_samples=4000, seed=1)
     weights = np.array([1.0, -2.0, 0.5, 3.0])
     expected = rows @ weights + 0.25
     # Var of one pass: sum_i (x_i w_i)^2 * rate / (1 - rate), rate 0.5.
     standard_error = np.sqrt(((rows * weights) ** 2).sum(axis=1) / 4000)
     assert np.all(np.abs(draws.mean(axis=0) - expected) < 5 * standard_error)
-    assert np.allclose(to_numpy(linear_dropout_model(rows))[:, 0], expected, atol=1e-5)
+    assert np.allclose(
+        to_numpy(linear_dropout_model(rows))[:, 0], expected, atol=1e-5
+    )
 
 
-def test_mc_predict_is_deterministic_and_leaves_no_trace(linear_dropout_model, rows):
+def test_mc_predict_is_deterministic_and_leaves_no_trace(
+    linear_dropout_model, rows
+):
     a = mc_predict(linear_dropout_model, rows, n_samples=10, seed=3)
     linear_dropout_model(rows, training=True)  # moves the layer's stream on
-    state_before = [to_numpy(v).copy() for v in linear_dropout_model.variables]
+    state_before = [
+        to_numpy(v).copy() for v in linear_dropout_model.variables
+    ]
     b = mc_predict(linear_dropout_model, rows, n_samples=10, seed=3)
     state_after = [to_numpy(v) for v in linear_dropout_model.variables]
     c = mc_predict(linear_dropout_model, rows, n_samples=10, seed=4)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
-    assert all(np.array_equal(x, y) for x, y in zip(state_before, state_after))
+    assert all(
+        np.array_equal(x, y) for x, y in zip(state_before, state_after)
+    )
     # Each pass draws its own masks.
     assert not np.array_equal(a[0], a[1])
 
 
 def test_mc_predict_keeps_an_output_axis_for_several_outputs(rows):
-    model = keras.Sequential([keras.Input(shape=(4,)), InvertedDropout(0.5, seed=0),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(4,)),
+            InvertedDropout(0.5, seed=0),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     draws = mc_predict(model, rows, n_samples=5, seed=0)
     assert draws.shape == (5, 6, 3)
     assert np.allclose(draws.sum(axis=-1), 1, atol=1e-5)
 
 
 def test_mc_predict_refuses_a_model_without_randomness(rows):
-    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dropout(0.0), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(4,)),
+            keras.layers.Dropout(0.0),
+            keras.layers.Dense(1),
+        ]
+    )
     with pytest.raises(ValueError, match="random"):
         mc_predict(model, rows, n_samples=5, seed=0)
 
@@ -383,13 +461,17 @@ def test_mc_predict_refuses_a_model_without_randomness(rows):
         ({"seed": None}, TypeError, "seed"),
     ],
 )
-def test_mc_predict_validates_its_arguments(linear_dropout_model, rows, kwargs, error, match):
+def test_mc_predict_validates_its_arguments(
+    linear_dropout_model, rows, kwargs, error, match
+):
     arguments = {"n_samples": 3, "seed": 0, **kwargs}
     with pytest.raises(error, match=match):
         mc_predict(linear_dropout_model, rows, **arguments)
 
 
-@pytest.mark.parametrize("X", [np.ones(4), np.ones((0, 4)), np.ones((2, 2, 4))])
+@pytest.mark.parametrize(
+    "X", [np.ones(4), np.ones((0, 4)), np.ones((2, 2, 4))]
+)
 def test_mc_predict_needs_a_2d_input(linear_dropout_model, X):
     with pytest.raises(ValueError, match="X"):
         mc_predict(linear_dropout_model, X, n_samples=3, seed=0)

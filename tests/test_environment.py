@@ -39,7 +39,11 @@ TIMEOUT = 120
 
 def clean_environment(**extra: str) -> dict[str, str]:
     """A copy of this process's environment without TensorFlow's or oneDNN's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "ONEDNN_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TF_", "ONEDNN_"))
+    }
     env.update(extra)
     return env
 
@@ -71,7 +75,11 @@ def import_runs():
 
 
 def noisy_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if any(word in line.lower() for word in NOISE)]
+    return [
+        line
+        for line in stderr.splitlines()
+        if any(word in line.lower() for word in NOISE)
+    ]
 
 
 # --------------------------------------------------------------------------- environment_record
@@ -95,7 +103,9 @@ def test_environment_record_without_seed():
 def test_environment_record_marks_missing_packages(monkeypatch):
     import helpers.environment as module
 
-    monkeypatch.setattr(module, "_PACKAGES", ("numpy", "no-such-package-for-this-test"))
+    monkeypatch.setattr(
+        module, "_PACKAGES", ("numpy", "no-such-package-for-this-test")
+    )
     record = module.environment_record(seed=1)
     assert f"numpy {version('numpy')}" in record
     assert "no-such-package-for-this-test (not installed)" in record
@@ -119,7 +129,9 @@ def test_import_helpers_restores_stderr(import_runs):
     assert "fd2-still-works" in stderr
 
 
-def test_WORKAROUND_STILL_NEEDED_plain_tensorflow_import_is_noisy(import_runs):
+def test_WORKAROUND_STILL_NEEDED_plain_tensorflow_import_is_noisy(
+    import_runs,
+):
     """The contrast that justifies helpers._import_tensorflow_quietly.
 
     IF THIS TEST FAILS, TensorFlow no longer writes its start-up notices to stderr on
@@ -156,7 +168,11 @@ import json  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 import helpers  # noqa: E402
-from helpers.environment import cpu_vector_extensions, onednn_enabled, tensorflow_kernels  # noqa: E402
+from helpers.environment import (  # noqa: E402
+    cpu_vector_extensions,
+    onednn_enabled,
+    tensorflow_kernels,
+)
 
 KERNEL_PROBE = (
     "import json, os, warnings\n"
@@ -170,7 +186,8 @@ KERNEL_PROBE = (
     "a, b = rng.normal(size=(16, 60)), rng.normal(size=(60, 60))\n"
     "product = tf.matmul(tf.constant(a, tf.float32), tf.constant(b, tf.float32)).numpy()\n"
     "print(json.dumps({{'onednn': onednn_enabled(),\n"
-    "    'variables': [os.environ.get(k) for k in ('TF_ENABLE_ONEDNN_OPTS', 'ONEDNN_MAX_CPU_ISA')],\n"
+    "    'variables': [os.environ.get(k) for k in\n"
+    "                  ('TF_ENABLE_ONEDNN_OPTS', 'ONEDNN_MAX_CPU_ISA')],\n"
     "    'product': product.tobytes().hex(),\n"
     "    'warnings': [(type(w.message).__name__, str(w.message)) for w in caught]}}))\n"
 )
@@ -201,12 +218,17 @@ def run_kernel_probe(before: str = "", **extra: str) -> dict:
 def kernel_probes():
     """Each way a reader can meet the kernel choice, each in a fresh interpreter."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(run_kernel_probe, before, **extra) for name, (before, extra) in KERNEL_CASES.items()}
+        futures = {
+            name: pool.submit(run_kernel_probe, before, **extra)
+            for name, (before, extra) in KERNEL_CASES.items()
+        }
         return {name: future.result() for name, future in futures.items()}
 
 
 def warning_texts(probe: dict) -> list[str]:
-    assert all(name == "KernelChoiceWarning" for name, _ in probe["warnings"]), probe["warnings"]
+    assert all(
+        name == "KernelChoiceWarning" for name, _ in probe["warnings"]
+    ), probe["warnings"]
     return [text for _, text in probe["warnings"]]
 
 
@@ -214,17 +236,23 @@ def test_the_book_settings_are_the_ones_documented():
     assert helpers.BOOK_KERNEL_SETTINGS == BOOK
 
 
-def test_import_helpers_sets_the_book_kernels_without_a_warning(kernel_probes):
+def test_import_helpers_sets_the_book_kernels_without_a_warning(
+    kernel_probes,
+):
     probe = kernel_probes["default"]
     assert probe["variables"] == ["0", "AVX2"]
     assert probe["onednn"] is False
     assert probe["warnings"] == []
 
 
-def test_a_readers_own_onednn_setting_is_respected_and_warned_about(kernel_probes):
+def test_a_readers_own_onednn_setting_is_respected_and_warned_about(
+    kernel_probes,
+):
     probe = kernel_probes["reader_sets_onednn"]
     assert probe["variables"] == ["1", "AVX2"]
-    assert probe["onednn"] is True  # the variable alone decides: the setting was honoured
+    assert (
+        probe["onednn"] is True
+    )  # the variable alone decides: the setting was honoured
     [text] = warning_texts(probe)
     assert "TF_ENABLE_ONEDNN_OPTS is set to '1'" in text
 
@@ -242,20 +270,28 @@ def test_tensorflow_imported_first_is_warned_about_once(kernel_probes):
     assert "TF_ENABLE_ONEDNN_OPTS=0 and ONEDNN_MAX_CPU_ISA=AVX2" in text
 
 
-def test_tensorflow_imported_first_with_the_books_settings_is_not_warned_about(kernel_probes):
+def test_tensorflow_imported_first_with_the_books_settings_is_not_warned_about(
+    kernel_probes,
+):
     probe = kernel_probes["tensorflow_first_with_book_settings"]
     assert probe["warnings"] == []
     assert probe["product"] == kernel_probes["default"]["product"]
 
 
 def test_the_book_settings_give_the_same_bits_in_every_process(kernel_probes):
-    assert kernel_probes["default"]["product"] == kernel_probes["default_again"]["product"]
+    assert (
+        kernel_probes["default"]["product"]
+        == kernel_probes["default_again"]["product"]
+    )
 
 
 @pytest.mark.skipif(
-    "avx2" not in (cpu_vector_extensions() or []), reason="needs a CPU with AVX2 to compare with"
+    "avx2" not in (cpu_vector_extensions() or []),
+    reason="needs a CPU with AVX2 to compare with",
 )
-def test_WHY_THE_CAP_the_isa_changes_the_bits_of_a_matrix_product(kernel_probes):
+def test_WHY_THE_CAP_the_isa_changes_the_bits_of_a_matrix_product(
+    kernel_probes,
+):
     """The contrast that justifies ONEDNN_MAX_CPU_ISA: oneDNN's sgemm, which TensorFlow
     uses inside its Eigen kernels even with TF_ENABLE_ONEDNN_OPTS=0, rounds differently
     when held to another instruction set, as it is on a CPU that offers another one.
@@ -263,28 +299,39 @@ def test_WHY_THE_CAP_the_isa_changes_the_bits_of_a_matrix_product(kernel_probes)
     IF THIS TEST FAILS, the cap no longer reaches TensorFlow's matrix products (or they
     no longer depend on the instruction set): re-check what helpers fixes and why.
     """
-    assert kernel_probes["reader_caps_sse41"]["product"] != kernel_probes["default"]["product"]
+    assert (
+        kernel_probes["reader_caps_sse41"]["product"]
+        != kernel_probes["default"]["product"]
+    )
 
 
 def test_worker_processes_run_the_books_kernels():
     """joblib's worker processes (where cross_validate_model trains) get the settings too."""
     from joblib import Parallel, delayed
 
-    reports = Parallel(n_jobs=2)(delayed(tensorflow_kernels)() for _ in range(2))
+    reports = Parallel(n_jobs=2)(
+        delayed(tensorflow_kernels)() for _ in range(2)
+    )
     assert reports == [tensorflow_kernels()] * 2
-    assert reports[0].startswith("onednn ops off (TF_ENABLE_ONEDNN_OPTS=0), sgemm isa cap AVX2")
+    assert reports[0].startswith(
+        "onednn ops off (TF_ENABLE_ONEDNN_OPTS=0), sgemm isa cap AVX2"
+    )
 
 
 def test_environment_record_names_the_kernels_and_the_platform():
     record = environment_record(seed=7).split(" | ")
     assert onednn_enabled() is False
     assert tensorflow_kernels() in record
-    assert record[-2].startswith(f"{platform.system().lower()} {platform.machine()} (")
+    assert record[-2].startswith(
+        f"{platform.system().lower()} {platform.machine()} ("
+    )
 
 
 def test_cpu_vector_extensions_reads_the_flags_line(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse4_1 avx avx2 fma avx512f\n")
+    cpuinfo.write_text(
+        "processor\t: 0\nflags\t\t: fpu sse4_1 avx avx2 fma avx512f\n"
+    )
     assert cpu_vector_extensions(cpuinfo) == ["avx2", "fma", "avx512f"]
     cpuinfo.write_text("flags\t\t: fpu sse4_1 avx\n")
     assert cpu_vector_extensions(cpuinfo) == []

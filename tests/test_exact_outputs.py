@@ -25,7 +25,9 @@ CONFTEST = ROOT / "chapters" / "conftest.py"
 
 
 def load_conftest():
-    spec = importlib.util.spec_from_file_location("chapters_conftest", CONFTEST)
+    spec = importlib.util.spec_from_file_location(
+        "chapters_conftest", CONFTEST
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -41,7 +43,11 @@ def matching(name):
 
 def reason(**overrides):
     arguments = dict(
-        system="linux", machine="x86_64", environ={}, installed=matching, pins=PINS,
+        system="linux",
+        machine="x86_64",
+        environ={},
+        installed=matching,
+        pins=PINS,
         cpu_flags={"sse4_1", "avx", "avx2", "fma"},
     )
     arguments.update(overrides)
@@ -50,8 +56,18 @@ def reason(**overrides):
 
 def test_exact_on_x86_64_linux_with_the_pins():
     assert reason() is None
-    assert reason(environ={"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "avx2"}) is None
-    assert reason(cpu_flags={"avx2", "fma", "avx512f"}) is None  # the cap holds it to AVX2
+    assert (
+        reason(
+            environ={
+                "TF_ENABLE_ONEDNN_OPTS": "0",
+                "ONEDNN_MAX_CPU_ISA": "avx2",
+            }
+        )
+        is None
+    )
+    assert (
+        reason(cpu_flags={"avx2", "fma", "avx512f"}) is None
+    )  # the cap holds it to AVX2
 
 
 def test_the_conftest_expects_the_settings_helpers_makes():
@@ -67,10 +83,30 @@ def test_the_conftest_expects_the_settings_helpers_makes():
         ({"system": "darwin", "machine": "arm64"}, "darwin arm64"),
         ({"system": "win32", "machine": "AMD64"}, "win32"),
         ({"cpu_flags": {"sse4_1", "avx"}}, "lacks AVX2"),
-        ({"environ": {"TF_ENABLE_ONEDNN_OPTS": "1"}}, "TF_ENABLE_ONEDNN_OPTS=1"),
-        ({"environ": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}, "ONEDNN_MAX_CPU_ISA=AVX512_CORE"),
-        ({"installed": lambda name: "2.20.0" if name == "tensorflow" else PINS[name]}, "tensorflow 2.20.0"),
-        ({"installed": lambda name: None if name == "numpy" else PINS[name]}, "numpy (not installed)"),
+        (
+            {"environ": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
+            "TF_ENABLE_ONEDNN_OPTS=1",
+        ),
+        (
+            {"environ": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}},
+            "ONEDNN_MAX_CPU_ISA=AVX512_CORE",
+        ),
+        (
+            {
+                "installed": lambda name: (
+                    "2.20.0" if name == "tensorflow" else PINS[name]
+                )
+            },
+            "tensorflow 2.20.0",
+        ),
+        (
+            {
+                "installed": lambda name: (
+                    None if name == "numpy" else PINS[name]
+                )
+            },
+            "numpy (not installed)",
+        ),
     ],
 )
 def test_bands_elsewhere_and_the_reason_is_named(overrides, expected):
@@ -80,8 +116,13 @@ def test_bands_elsewhere_and_the_reason_is_named(overrides, expected):
 
 def test_pinned_versions_reads_every_exact_pin(tmp_path):
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("# comment\nnumpy==2.4.6  # why\njax[cpu]==0.10.2\nloose>=1\n\n")
-    assert conftest.pinned_versions(requirements) == {"numpy": "2.4.6", "jax": "0.10.2"}
+    requirements.write_text(
+        "# comment\nnumpy==2.4.6  # why\njax[cpu]==0.10.2\nloose>=1\n\n"
+    )
+    assert conftest.pinned_versions(requirements) == {
+        "numpy": "2.4.6",
+        "jax": "0.10.2",
+    }
 
 
 def test_the_projects_pins_are_read():
@@ -101,26 +142,44 @@ def scratch_project(tmp_path: Path) -> Path:
     wrong_number = nbformat.v4.new_code_cell(
         "# NBVAL_IGNORE_OUTPUT\nprint(round(2 / 3, 4))",
         execution_count=1,
-        outputs=[nbformat.v4.new_output("stream", name="stdout", text="0.6666\n")],
+        outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="0.6666\n")
+        ],
     )
     varies = nbformat.v4.new_code_cell(
         "# NBVAL_IGNORE_OUTPUT\nprint('a timing')",
         execution_count=2,
-        outputs=[nbformat.v4.new_output("stream", name="stdout", text="12.3 s\n")],
+        outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="12.3 s\n")
+        ],
         metadata={"tags": ["output-varies"]},
     )
     notebook.cells = [wrong_number, varies]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(notebook, tmp_path / "chapters" / "scratch.ipynb")
     return tmp_path
 
 
 def run_nbval(project: Path, **extra_env: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env = {
+        k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"
+    }
     env.update(extra_env)
     process = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
-         "chapters"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "-p",
+            "no:cacheprovider",
+            "chapters",
+        ],
         cwd=project,
         capture_output=True,
         text=True,
@@ -133,7 +192,10 @@ def run_nbval(project: Path, **extra_env: str) -> str:
 def outcome(output: str) -> tuple[int, int]:
     passed = re.search(r"(\d+) passed", output)
     failed = re.search(r"(\d+) failed", output)
-    return (int(passed.group(1)) if passed else 0, int(failed.group(1)) if failed else 0)
+    return (
+        int(passed.group(1)) if passed else 0,
+        int(failed.group(1)) if failed else 0,
+    )
 
 
 @pytest.fixture(scope="module")

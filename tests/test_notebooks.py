@@ -21,8 +21,12 @@ CHAPTERS = ROOT / "chapters"
 NOTEBOOKS = sorted(p for p in CHAPTERS.glob("*.ipynb"))
 MAX_BYTES = 1_500_000  # images at 100 dpi keep a chapter far below this
 
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:home|root|Users|tmp|work|var|opt|usr)/[^\s\"'<>]*")
-NOISE = re.compile(r"Traceback|Warning:|WARNING|oneDNN|cuda|absl::|UserWarning|DeprecationWarning")
+ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.])/(?:home|root|Users|tmp|work|var|opt|usr)/[^\s\"'<>]*"
+)
+NOISE = re.compile(
+    r"Traceback|Warning:|WARNING|oneDNN|cuda|absl::|UserWarning|DeprecationWarning"
+)
 
 
 def toc_files() -> list[str]:
@@ -47,7 +51,9 @@ def output_texts(notebook: dict):
                 parts.append("".join(output["text"]))
             for mime, value in output.get("data", {}).items():
                 if mime.startswith("text/") or mime.endswith("json"):
-                    parts.append(value if isinstance(value, str) else json.dumps(value))
+                    parts.append(
+                        value if isinstance(value, str) else json.dumps(value)
+                    )
             yield index, output, "\n".join(parts)
 
 
@@ -58,10 +64,16 @@ def test_there_are_chapters():
 def test_toc_and_chapters_agree():
     listed = toc_files()
     for entry in listed:
-        candidates = [ROOT / f"{entry}{suffix}" for suffix in (".ipynb", ".md", "")]
-        assert any(c.is_file() for c in candidates), f"_toc.yml lists {entry}, which does not exist"
+        candidates = [
+            ROOT / f"{entry}{suffix}" for suffix in (".ipynb", ".md", "")
+        ]
+        assert any(c.is_file() for c in candidates), (
+            f"_toc.yml lists {entry}, which does not exist"
+        )
     for path in NOTEBOOKS:
-        assert str(path.relative_to(ROOT).with_suffix("")) in listed, f"{path.name} is not in _toc.yml"
+        assert str(path.relative_to(ROOT).with_suffix("")) in listed, (
+            f"{path.name} is not in _toc.yml"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -69,28 +81,44 @@ class TestStoredNotebook:
     def test_has_outputs_and_no_errors(self, path):
         notebook = load(path)
         code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
-        assert code and any(c.get("outputs") for c in code), "stored without outputs"
+        assert code and any(c.get("outputs") for c in code), (
+            "stored without outputs"
+        )
         for index, output, _ in output_texts(notebook):
-            assert output["output_type"] != "error", f"cell {index} stores an error"
+            assert output["output_type"] != "error", (
+                f"cell {index} stores an error"
+            )
 
     def test_no_warnings_logs_or_tracebacks(self, path):
         for index, output, text in output_texts(load(path)):
             if output.get("name") == "stderr":
-                pytest.fail(f"cell {index} stores stderr output: {text[:200]!r}")
-            assert not NOISE.search(text), f"cell {index} stores log noise: {NOISE.search(text)[0]!r}"
+                pytest.fail(
+                    f"cell {index} stores stderr output: {text[:200]!r}"
+                )
+            assert not NOISE.search(text), (
+                f"cell {index} stores log noise: {NOISE.search(text)[0]!r}"
+            )
 
     def test_no_absolute_paths_user_or_host_names(self, path):
         user, host = getpass.getuser(), socket.gethostname()
         for index, _, text in output_texts(load(path)):
-            assert not ABSOLUTE_PATH.search(text), f"cell {index}: {ABSOLUTE_PATH.search(text)[0]!r}"
+            assert not ABSOLUTE_PATH.search(text), (
+                f"cell {index}: {ABSOLUTE_PATH.search(text)[0]!r}"
+            )
             if len(host) > 3:
                 assert host not in text, f"cell {index} shows the host name"
             if user not in ("root",) and len(user) > 2:
                 assert user not in text, f"cell {index} shows the user name"
 
     def test_executed_top_to_bottom_in_a_fresh_kernel(self, path):
-        counts = [c.get("execution_count") for c in load(path)["cells"] if c["cell_type"] == "code"]
-        assert counts == list(range(1, len(counts) + 1)), f"execution counts {counts}"
+        counts = [
+            c.get("execution_count")
+            for c in load(path)["cells"]
+            if c["cell_type"] == "code"
+        ]
+        assert counts == list(range(1, len(counts) + 1)), (
+            f"execution counts {counts}"
+        )
 
     def test_kernel_and_metadata(self, path):
         metadata = load(path)["metadata"]
@@ -102,7 +130,9 @@ class TestStoredNotebook:
 
     def test_title_first(self, path):
         first = load(path)["cells"][0]
-        assert first["cell_type"] == "markdown" and "".join(first["source"]).startswith("# ")
+        assert first["cell_type"] == "markdown" and "".join(
+            first["source"]
+        ).startswith("# ")
 
     def test_environment_record_first_and_hidden(self, path):
         code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
@@ -117,6 +147,10 @@ class TestStoredNotebook:
 
     def test_cells_that_vary_are_also_ignored_by_plain_nbval(self, path):
         # Off x86-64 Linux (and under plain nbval) only NBVAL_IGNORE_OUTPUT exempts a cell.
-        for index, cell in enumerate(c for c in load(path)["cells"] if c["cell_type"] == "code"):
+        for index, cell in enumerate(
+            c for c in load(path)["cells"] if c["cell_type"] == "code"
+        ):
             if "output-varies" in cell.get("metadata", {}).get("tags", []):
-                assert "# NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]), f"code cell {index}"
+                assert "# NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]), (
+                    f"code cell {index}"
+                )

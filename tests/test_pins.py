@@ -1,4 +1,5 @@
-"""requirements.txt (what `make` installs) and environment.yml (conda, Binder) pin the same versions."""
+"""requirements.txt (what `make` installs) and environment.yml (conda,
+Binder) pin the same versions."""
 
 from __future__ import annotations
 
@@ -38,8 +39,14 @@ def requirements_pins() -> dict[str, str]:
 
 def environment_pins() -> dict[str, str]:
     lines = (ROOT / "environment.yml").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
-    pip_lines = [line.strip()[2:] for line in lines[start + 1 :] if line.strip().startswith("- ")]
+    start = next(
+        i for i, line in enumerate(lines) if line.strip() == "- pip:"
+    )
+    pip_lines = [
+        line.strip()[2:]
+        for line in lines[start + 1 :]
+        if line.strip().startswith("- ")
+    ]
     return parse_pins(pip_lines)
 
 
@@ -65,4 +72,6 @@ def test_installed_version_is_the_pinned_one(name, pinned):
         installed = version(name)
     except PackageNotFoundError:
         pytest.fail(f"{name} is pinned but not installed; run `make install`")
-    assert installed == pinned, f"{name}: installed {installed}, pinned {pinned}"
+    assert installed == pinned, (
+        f"{name}: installed {installed}, pinned {pinned}"
+    )

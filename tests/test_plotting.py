@@ -18,8 +18,14 @@ from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 from helpers.cv import CVResult  # noqa: E402
 from helpers.plotting import BOOK_STYLE, plot_fold_scores, use_book_style  # noqa: E402
 
-A = CVResult("baseline", np.array([[0.80, 0.85, 0.90, 0.95, 0.75, 0.85, 0.80, 0.90, 0.70, 1.00]]), seed=0)
-B = CVResult("hidden", np.array([[0.60, 0.65, 0.70], [0.75, 0.80, 0.90]]), seed=0)  # 2 repeats
+A = CVResult(
+    "baseline",
+    np.array([[0.80, 0.85, 0.90, 0.95, 0.75, 0.85, 0.80, 0.90, 0.70, 1.00]]),
+    seed=0,
+)
+B = CVResult(
+    "hidden", np.array([[0.60, 0.65, 0.70], [0.75, 0.80, 0.90]]), seed=0
+)  # 2 repeats
 
 
 @pytest.fixture(autouse=True)
@@ -65,8 +71,12 @@ def test_one_point_per_fold_at_the_fold_score():
     assert sorted(folds) == [0, 1]
     assert len(folds[0]) == 10
     assert len(folds[1]) == 6  # every fold of every repeat
-    np.testing.assert_allclose(sorted(folds[0]), sorted(A.scores.ravel() * 100))
-    np.testing.assert_allclose(sorted(folds[1]), sorted(B.scores.ravel() * 100))
+    np.testing.assert_allclose(
+        sorted(folds[0]), sorted(A.scores.ravel() * 100)
+    )
+    np.testing.assert_allclose(
+        sorted(folds[1]), sorted(B.scores.ravel() * 100)
+    )
 
 
 def test_mean_bars_at_the_means():
@@ -81,15 +91,22 @@ def test_mean_bars_at_the_means():
 def test_reference_marker_at_the_reported_value():
     ax = plot_fold_scores([A, B], reference={"baseline": 0.8604})
     _, references = points_by_position(ax)
-    assert references == {0: [pytest.approx(86.04)]}  # only for the named result
+    assert references == {
+        0: [pytest.approx(86.04)]
+    }  # only for the named result
     labels = ax.get_legend_handles_labels()[1]
     assert labels.count("reported in the tutorial") == 1
 
 
 def test_reference_legend_entry_appears_once_for_several_references():
-    ax = plot_fold_scores([A, B], reference={"baseline": 0.8604, "hidden": 0.8359})
+    ax = plot_fold_scores(
+        [A, B], reference={"baseline": 0.8604, "hidden": 0.8359}
+    )
     _, references = points_by_position(ax)
-    assert references == {0: [pytest.approx(86.04)], 1: [pytest.approx(83.59)]}
+    assert references == {
+        0: [pytest.approx(86.04)],
+        1: [pytest.approx(83.59)],
+    }
     labels = ax.get_legend_handles_labels()[1]
     assert labels.count("reported in the tutorial") == 1
     assert labels.count("fold score") == 1
@@ -114,23 +131,50 @@ def test_single_result_axis_labels_and_given_axes():
 
 def test_default_labels_and_tick_order():
     ax = plot_fold_scores([B, A])
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["hidden", "baseline"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "hidden",
+        "baseline",
+    ]
     assert ax.get_ylabel() == "Accuracy on the held-out fold (%)"
 
 
 def test_jitter_is_reproducible():
-    first = [c.get_offsets().copy() for c in plot_fold_scores([A, B]).collections
-             if isinstance(c, PathCollection)]
-    second = [c.get_offsets().copy() for c in plot_fold_scores([A, B]).collections
-              if isinstance(c, PathCollection)]
+    first = [
+        c.get_offsets().copy()
+        for c in plot_fold_scores([A, B]).collections
+        if isinstance(c, PathCollection)
+    ]
+    second = [
+        c.get_offsets().copy()
+        for c in plot_fold_scores([A, B]).collections
+        if isinstance(c, PathCollection)
+    ]
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(
     "results",
-    [[], (), [0.8, 0.9], [A, "hidden"], "baseline", A.scores, {"baseline": A}, None],
-    ids=["empty list", "empty tuple", "floats", "mixed", "string", "array", "dict", "None"],
+    [
+        [],
+        (),
+        [0.8, 0.9],
+        [A, "hidden"],
+        "baseline",
+        A.scores,
+        {"baseline": A},
+        None,
+    ],
+    ids=[
+        "empty list",
+        "empty tuple",
+        "floats",
+        "mixed",
+        "string",
+        "array",
+        "dict",
+        "None",
+    ],
 )
 def test_bad_results_raise_type_error(results):
     with pytest.raises(TypeError):
@@ -139,7 +183,9 @@ def test_bad_results_raise_type_error(results):
 
 def test_unknown_reference_name_raises_and_names_it():
     with pytest.raises(ValueError, match="visible"):
-        plot_fold_scores([A, B], reference={"baseline": 0.86, "visible": 0.8352})
+        plot_fold_scores(
+            [A, B], reference={"baseline": 0.86, "visible": 0.8352}
+        )
 
 
 def test_use_book_style_sets_rcparams():

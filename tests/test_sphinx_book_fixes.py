@@ -6,7 +6,9 @@ import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("sphinx_book_fixes", ROOT / "tools" / "sphinx_book_fixes.py")
+spec = importlib.util.spec_from_file_location(
+    "sphinx_book_fixes", ROOT / "tools" / "sphinx_book_fixes.py"
+)
 fixes = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fixes)
 
@@ -16,8 +18,11 @@ class Env:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.found_docs = {p.relative_to(folder).with_suffix("").as_posix()
-                           for p in folder.rglob("*") if p.suffix in (".md", ".ipynb")}
+        self.found_docs = {
+            p.relative_to(folder).with_suffix("").as_posix()
+            for p in folder.rglob("*")
+            if p.suffix in (".md", ".ipynb")
+        }
 
     def doc2path(self, doc):
         for suffix in (".ipynb", ".md"):
@@ -29,20 +34,33 @@ class Env:
 def book(tmp_path):
     (tmp_path / "chapters").mkdir()
     (tmp_path / "chapters" / "01.ipynb").write_text("{}")
-    (tmp_path / "faq.md").write_text("Mean {glue:text}`chapters/01.ipynb::mean:.1f`%.\n")
-    (tmp_path / "intro.md").write_text("No glue here; {glue:text}`local_key` is this page's own.\n")
+    (tmp_path / "faq.md").write_text(
+        "Mean {glue:text}`chapters/01.ipynb::mean:.1f`%.\n"
+    )
+    (tmp_path / "intro.md").write_text(
+        "No glue here; {glue:text}`local_key` is this page's own.\n"
+    )
     return Env(tmp_path)
 
 
 def test_a_page_gluing_from_a_notebook_is_reread_with_it(tmp_path):
     env = book(tmp_path)
-    assert fixes.pages_that_glue_from(None, env, set(), {"chapters/01"}, set()) == ["faq"]
+    assert fixes.pages_that_glue_from(
+        None, env, set(), {"chapters/01"}, set()
+    ) == ["faq"]
 
 
 def test_nothing_extra_is_reread_when_no_notebook_is(tmp_path):
     env = book(tmp_path)
-    assert fixes.pages_that_glue_from(None, env, set(), {"intro"}, set()) == []
-    assert fixes.pages_that_glue_from(None, env, set(), {"faq", "chapters/01"}, set()) == []
+    assert (
+        fixes.pages_that_glue_from(None, env, set(), {"intro"}, set()) == []
+    )
+    assert (
+        fixes.pages_that_glue_from(
+            None, env, set(), {"faq", "chapters/01"}, set()
+        )
+        == []
+    )
 
 
 def test_the_faq_page_is_recognised(tmp_path):

@@ -72,8 +72,17 @@ def make_result(low: float, high: float) -> CorrectedTTest:
     """A comparison with a given interval (the other fields do not affect verdicts)."""
     mid = (low + high) / 2
     return CorrectedTTest(
-        mean_a=0.8 + mid, mean_b=0.8, mean_difference=mid, ci_low=low, ci_high=high,
-        std_error=0.01, t=0.0, df=9, p_value=0.5, n_pairs=10, test_train_ratio=1 / 9,
+        mean_a=0.8 + mid,
+        mean_b=0.8,
+        mean_difference=mid,
+        ci_low=low,
+        ci_high=high,
+        std_error=0.01,
+        t=0.0,
+        df=9,
+        p_value=0.5,
+        n_pairs=10,
+        test_train_ratio=1 / 9,
         confidence=0.95,
     )
 
@@ -82,7 +91,9 @@ class TestWorkedExamples:
     def test_example_1_matches_the_hand_computation(self):
         r = corrected_resampled_ttest(A1, B1, test_train_ratio=0.25)
         for field, expected in HAND1.items():
-            assert getattr(r, field) == pytest.approx(expected, abs=1e-6), field
+            assert getattr(r, field) == pytest.approx(expected, abs=1e-6), (
+                field
+            )
         assert r.df == 4
         assert r.n_pairs == 5
         assert r.mean_a == pytest.approx(0.88)
@@ -94,17 +105,23 @@ class TestWorkedExamples:
         r = corrected_resampled_ttest(A1, B1, test_train_ratio=0.25)
         # t = 2.108 lies just below t_{0.95, 4} = 2.132, so p is just above 0.10.
         assert 0.10 < r.p_value < 0.11
-        assert r.p_value == pytest.approx(2 * scipy_stats.t.sf(HAND1["t"], 4), abs=1e-6)
+        assert r.p_value == pytest.approx(
+            2 * scipy_stats.t.sf(HAND1["t"], 4), abs=1e-6
+        )
 
     def test_example_1_quantile_matches_scipy(self):
         r = corrected_resampled_ttest(A1, B1, test_train_ratio=0.25)
-        low, high = scipy_stats.t.interval(0.95, 4, loc=0.10, scale=HAND1["std_error"])
+        low, high = scipy_stats.t.interval(
+            0.95, 4, loc=0.10, scale=HAND1["std_error"]
+        )
         assert (r.ci_low, r.ci_high) == pytest.approx((low, high), abs=1e-6)
 
     def test_example_2_repeated_folds(self):
         r = corrected_resampled_ttest(A2, B2, test_train_ratio=0.5)
         for field, expected in HAND2.items():
-            assert getattr(r, field) == pytest.approx(expected, abs=1e-6), field
+            assert getattr(r, field) == pytest.approx(expected, abs=1e-6), (
+                field
+            )
         assert r.df == 5
         assert r.n_pairs == 6
 
@@ -134,7 +151,9 @@ class TestAgainstScipy:
         # Same numerator; the variance grows from s^2/J to (1/J + ratio) s^2.
         factor = math.sqrt((1 / 30) / (1 / 30 + ratio))
         assert r.t == pytest.approx(ref.statistic * factor, rel=1e-9)
-        assert r.p_value == pytest.approx(2 * scipy_stats.t.sf(abs(r.t), 29), rel=1e-9)
+        assert r.p_value == pytest.approx(
+            2 * scipy_stats.t.sf(abs(r.t), 29), rel=1e-9
+        )
         assert r.p_value > ref.pvalue
 
     def test_mean_interval_matches_scipy_t_interval(self):
@@ -142,31 +161,47 @@ class TestAgainstScipy:
         # s^2 = (0.0025 + 0.0025 + 0 + 0) / 3; corrected SE = sqrt((1/4 + 1/3) s^2)
         se = math.sqrt((1 / 4 + 1 / 3) * 0.005 / 3)
         low, high = scipy_stats.t.interval(0.90, 3, loc=0.85, scale=se)
-        m = corrected_mean_interval(scores, test_train_ratio=1 / 3, confidence=0.90)
+        m = corrected_mean_interval(
+            scores, test_train_ratio=1 / 3, confidence=0.90
+        )
         assert isinstance(m, MeanInterval)
-        assert (m.mean, m.low, m.high) == pytest.approx((0.85, low, high), abs=1e-12)
+        assert (m.mean, m.low, m.high) == pytest.approx(
+            (0.85, low, high), abs=1e-12
+        )
         assert m.confidence == 0.90
 
 
 class TestEdgeCases:
     def test_identical_scores_give_no_difference(self):
         r = corrected_resampled_ttest(A1, A1, test_train_ratio=0.25)
-        assert (r.mean_difference, r.ci_low, r.ci_high, r.t, r.p_value) == (0, 0, 0, 0, 1)
+        assert (r.mean_difference, r.ci_low, r.ci_high, r.t, r.p_value) == (
+            0,
+            0,
+            0,
+            0,
+            1,
+        )
         assert verdict(r, margin=0.0) == NOT_SUPPORTED
 
     def test_constant_nonzero_difference_is_certain(self):
         # Quarters are exact in binary, so every difference is exactly 0.25.
-        r = corrected_resampled_ttest([0.75, 0.5, 0.25], [0.5, 0.25, 0.0], test_train_ratio=0.5)
+        r = corrected_resampled_ttest(
+            [0.75, 0.5, 0.25], [0.5, 0.25, 0.0], test_train_ratio=0.5
+        )
         assert r.std_error == 0.0
         assert r.t == math.inf and r.p_value == 0.0
         assert r.ci_low == r.ci_high == 0.25
         assert verdict(r, margin=0.02) == SUPPORTED
-        neg = corrected_resampled_ttest([0.5, 0.5, 0.5], [0.75, 0.75, 0.75], test_train_ratio=0.5)
+        neg = corrected_resampled_ttest(
+            [0.5, 0.5, 0.5], [0.75, 0.75, 0.75], test_train_ratio=0.5
+        )
         assert neg.t == -math.inf and neg.p_value == 0.0
         assert neg.ci_low == neg.ci_high == -0.25
 
     def test_integer_scores_are_accepted(self):
-        r = corrected_resampled_ttest([1, 0, 1, 1], [0, 0, 1, 0], test_train_ratio=0.0)
+        r = corrected_resampled_ttest(
+            [1, 0, 1, 1], [0, 0, 1, 0], test_train_ratio=0.0
+        )
         assert r.mean_difference == pytest.approx(0.5)
 
     def test_kfold_ratio(self):
@@ -193,10 +228,14 @@ def test_verdict_rule():
     assert verdict(make_result(-0.05, -0.01), margin=margin) == NOT_SUPPORTED
     # Entirely inside +/- margin: equivalent in practice.
     assert verdict(make_result(-0.01, 0.015), margin=margin) == NOT_SUPPORTED
-    assert verdict(make_result(-0.02, 0.02), margin=margin) == NOT_SUPPORTED  # inclusive
+    assert (
+        verdict(make_result(-0.02, 0.02), margin=margin) == NOT_SUPPORTED
+    )  # inclusive
     assert verdict(make_result(-0.03, 0.05), margin=margin) == INCONCLUSIVE
     assert verdict(make_result(-0.01, 0.05), margin=margin) == INCONCLUSIVE
-    assert verdict(make_result(0.0, 0.05), margin=margin) == INCONCLUSIVE  # 0 is not > 0
+    assert (
+        verdict(make_result(0.0, 0.05), margin=margin) == INCONCLUSIVE
+    )  # 0 is not > 0
     assert verdict(make_result(-0.05, 0.01), margin=margin) == INCONCLUSIVE
     assert verdict(make_result(-0.01, 0.015), margin=0.0) == INCONCLUSIVE
     assert set(VERDICTS) == {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE}
@@ -209,11 +248,19 @@ def test_comparison_table():
     assert isinstance(table, pd.DataFrame)
     assert list(table.index) == ["first", "second"]
     assert list(table.columns) == [
-        "mean", "reference mean", "difference", "CI low", "CI high", "p", "verdict"
+        "mean",
+        "reference mean",
+        "difference",
+        "CI low",
+        "CI high",
+        "p",
+        "verdict",
     ]
     assert table.loc["first", "difference"] == 10.0
     assert table.loc["first", "mean"] == 88.0
-    assert table.loc["first", "CI low"] == -3.2  # -3.1698 rounded to one decimal
+    assert (
+        table.loc["first", "CI low"] == -3.2
+    )  # -3.1698 rounded to one decimal
     assert table.loc["second", "CI high"] == 3.2
     assert table.loc["first", "verdict"] == INCONCLUSIVE
     assert table.loc["first", "p"] == round(r1.p_value, 3)
@@ -223,17 +270,23 @@ def test_comparison_table():
 
 class TestProperties:
     scores = st.lists(
-        st.floats(min_value=0.0, max_value=1.0, allow_nan=False), min_size=3, max_size=30
+        st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
+        min_size=3,
+        max_size=30,
     )
 
     @settings(max_examples=60, deadline=None)
     @given(data=st.data(), ratio=st.floats(min_value=0.0, max_value=1.0))
     def test_swapping_models_negates_the_difference(self, data, ratio):
         a = data.draw(self.scores)
-        b = data.draw(st.lists(st.floats(0.0, 1.0), min_size=len(a), max_size=len(a)))
+        b = data.draw(
+            st.lists(st.floats(0.0, 1.0), min_size=len(a), max_size=len(a))
+        )
         ab = corrected_resampled_ttest(a, b, test_train_ratio=ratio)
         ba = corrected_resampled_ttest(b, a, test_train_ratio=ratio)
-        assert ab.mean_difference == pytest.approx(-ba.mean_difference, abs=1e-12)
+        assert ab.mean_difference == pytest.approx(
+            -ba.mean_difference, abs=1e-12
+        )
         assert ab.ci_low == pytest.approx(-ba.ci_high, abs=1e-9)
         assert ab.p_value == pytest.approx(ba.p_value, abs=1e-9)
         assert 0.0 <= ab.p_value <= 1.0
@@ -246,16 +299,23 @@ class TestProperties:
         b = [x + shift for x in a[::-1]]
         plain = corrected_resampled_ttest(a, b, test_train_ratio=0.0)
         corrected = corrected_resampled_ttest(a, b, test_train_ratio=1 / 9)
-        assert corrected.ci_high - corrected.ci_low >= plain.ci_high - plain.ci_low - 1e-12
+        assert (
+            corrected.ci_high - corrected.ci_low
+            >= plain.ci_high - plain.ci_low - 1e-12
+        )
         assert abs(corrected.t) <= abs(plain.t) + 1e-9 or math.isinf(plain.t)
 
 
 class TestErrors:
     def test_shapes_must_match(self):
         with pytest.raises(ValueError, match="same shape"):
-            corrected_resampled_ttest([0.8, 0.9, 0.7], [0.8, 0.9], test_train_ratio=0.1)
+            corrected_resampled_ttest(
+                [0.8, 0.9, 0.7], [0.8, 0.9], test_train_ratio=0.1
+            )
         with pytest.raises(ValueError, match="same shape"):
-            corrected_resampled_ttest(np.ones((2, 3)), np.ones(6), test_train_ratio=0.1)
+            corrected_resampled_ttest(
+                np.ones((2, 3)), np.ones(6), test_train_ratio=0.1
+            )
 
     def test_needs_two_scores(self):
         with pytest.raises(ValueError, match="at least 2"):
@@ -268,24 +328,44 @@ class TestErrors:
         with pytest.raises(ValueError, match="finite"):
             corrected_resampled_ttest(bad, [0.8, 0.9], test_train_ratio=0.1)
 
-    @pytest.mark.parametrize("bad", ["0.8,0.9", ["a", "b"], [True, False], [[0.8], [0.9, 0.7]]])
+    @pytest.mark.parametrize(
+        "bad", ["0.8,0.9", ["a", "b"], [True, False], [[0.8], [0.9, 0.7]]]
+    )
     def test_scores_must_be_numbers(self, bad):
         with pytest.raises(TypeError, match="scores_a"):
             corrected_resampled_ttest(bad, [0.8, 0.9], test_train_ratio=0.1)
 
-    @pytest.mark.parametrize("ratio, error", [(-0.1, ValueError), ("1/9", TypeError),
-                                              (math.nan, ValueError), (True, TypeError)])
+    @pytest.mark.parametrize(
+        "ratio, error",
+        [
+            (-0.1, ValueError),
+            ("1/9", TypeError),
+            (math.nan, ValueError),
+            (True, TypeError),
+        ],
+    )
     def test_ratio_checked(self, ratio, error):
         with pytest.raises(error, match="test_train_ratio"):
             corrected_resampled_ttest(A1, B1, test_train_ratio=ratio)
 
-    @pytest.mark.parametrize("confidence, error", [(0.0, ValueError), (1.0, ValueError),
-                                                   (95, ValueError), ("0.95", TypeError)])
+    @pytest.mark.parametrize(
+        "confidence, error",
+        [
+            (0.0, ValueError),
+            (1.0, ValueError),
+            (95, ValueError),
+            ("0.95", TypeError),
+        ],
+    )
     def test_confidence_checked(self, confidence, error):
         with pytest.raises(error, match="confidence"):
-            corrected_resampled_ttest(A1, B1, test_train_ratio=0.25, confidence=confidence)
+            corrected_resampled_ttest(
+                A1, B1, test_train_ratio=0.25, confidence=confidence
+            )
         with pytest.raises(error, match="confidence"):
-            corrected_mean_interval(A1, test_train_ratio=0.25, confidence=confidence)
+            corrected_mean_interval(
+                A1, test_train_ratio=0.25, confidence=confidence
+            )
 
     def test_ratio_is_keyword_only_and_required(self):
         with pytest.raises(TypeError):

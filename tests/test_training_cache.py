@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import helpers  # noqa: F401
+
+# isort: split
 import keras
+
 from helpers import training
 from helpers.models import build_hidden_dropout, build_mlp
 
@@ -22,11 +25,15 @@ def data():
 def trained(build, seed, X, y, epochs=4):
     keras.utils.set_random_seed(seed)
     model = build()
-    history = training.fit_compiled(model, X, y, epochs=epochs, batch_size=16, seed=seed)
+    history = training.fit_compiled(
+        model, X, y, epochs=epochs, batch_size=16, seed=seed
+    )
     return model, history
 
 
-def test_cached_driver_is_bit_identical_to_training_the_model_itself(data, monkeypatch):
+def test_cached_driver_is_bit_identical_to_training_the_model_itself(
+    data, monkeypatch
+):
     X, y = data
     training._DRIVERS.clear()
     cached, cached_history = trained(build_hidden_dropout, 11, X, y)
@@ -47,10 +54,17 @@ def test_models_sharing_a_driver_do_not_interfere(data):
     first, _ = trained(build_hidden_dropout, 1, X, y)
     snapshot = [w.copy() for w in first.get_weights()]
     second, _ = trained(build_hidden_dropout, 2, X, y)
-    assert len(training._DRIVERS) == 1  # the second fit reused the first's driver
+    assert (
+        len(training._DRIVERS) == 1
+    )  # the second fit reused the first's driver
     for a, b in zip(first.get_weights(), snapshot):
-        np.testing.assert_array_equal(a, b)  # training `second` left `first` alone
-    assert any(not np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights()))
+        np.testing.assert_array_equal(
+            a, b
+        )  # training `second` left `first` alone
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(first.get_weights(), second.get_weights())
+    )
     again, _ = trained(build_hidden_dropout, 1, X, y)
     for a, b in zip(again.get_weights(), snapshot):
         np.testing.assert_array_equal(a, b)
@@ -73,5 +87,7 @@ def test_cache_is_bounded(data, monkeypatch):
     training._DRIVERS.clear()
     monkeypatch.setattr(training, "_MAX_DRIVERS", 2)
     for width in (3, 4, 5):
-        trained(lambda: build_mlp(hidden_units=(width,)), 0, X, y, epochs=1)
+        trained(
+            lambda w=width: build_mlp(hidden_units=(w,)), 0, X, y, epochs=1
+        )
     assert len(training._DRIVERS) == 2

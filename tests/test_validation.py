@@ -27,7 +27,9 @@ def assert_names(excinfo, *fragments: str) -> None:
     message = str(excinfo.value)
     assert NAME in message, f"message does not name the argument: {message!r}"
     for fragment in fragments:
-        assert fragment in message, f"{fragment!r} missing from message {message!r}"
+        assert fragment in message, (
+            f"{fragment!r} missing from message {message!r}"
+        )
 
 
 # --------------------------------------------------------------------------- check_int
@@ -54,8 +56,23 @@ def test_check_int_accepts_integers_within_bounds(value, kwargs):
 
 @pytest.mark.parametrize(
     "value",
-    [True, False, np.bool_(True), 300.0, 3.5, np.float64(3.0), "3", b"3", None, [3], float("nan"),
-     float("inf"), Fraction(3, 1), Decimal(3), complex(3, 0)],
+    [
+        True,
+        False,
+        np.bool_(True),
+        300.0,
+        3.5,
+        np.float64(3.0),
+        "3",
+        b"3",
+        None,
+        [3],
+        float("nan"),
+        float("inf"),
+        Fraction(3, 1),
+        Decimal(3),
+        complex(3, 0),
+    ],
     ids=repr,
 )
 def test_check_int_rejects_non_integers_with_type_error(value):
@@ -76,7 +93,11 @@ def test_check_int_rejects_non_integers_with_type_error(value):
 def test_check_int_rejects_out_of_range_with_value_error(value, kwargs):
     with pytest.raises(ValueError) as excinfo:
         check_int(NAME, value, **kwargs)
-    bound = kwargs.get("minimum") if value < kwargs.get("minimum", -math.inf) else kwargs["maximum"]
+    bound = (
+        kwargs.get("minimum")
+        if value < kwargs.get("minimum", -math.inf)
+        else kwargs["maximum"]
+    )
     assert_names(excinfo, str(int(value)), str(bound))
 
 
@@ -116,7 +137,17 @@ def test_check_real_accepts_finite_reals_within_bounds(value, kwargs):
 
 @pytest.mark.parametrize(
     "value",
-    [True, False, np.bool_(False), "0.5", b"0.5", None, [0.5], Decimal("0.5"), complex(0.5, 0)],
+    [
+        True,
+        False,
+        np.bool_(False),
+        "0.5",
+        b"0.5",
+        None,
+        [0.5],
+        Decimal("0.5"),
+        complex(0.5, 0),
+    ],
     ids=repr,
 )
 def test_check_real_rejects_non_reals_with_type_error(value):
@@ -127,13 +158,20 @@ def test_check_real_rejects_non_reals_with_type_error(value):
 
 @pytest.mark.parametrize(
     "value, shown",
-    [(float("nan"), "nan"), (np.nan, "nan"), (float("inf"), "inf"), (-np.inf, "-inf"),
-     (np.float32("inf"), "inf")],
+    [
+        (float("nan"), "nan"),
+        (np.nan, "nan"),
+        (float("inf"), "inf"),
+        (-np.inf, "-inf"),
+        (np.float32("inf"), "inf"),
+    ],
     ids=repr,
 )
 def test_check_real_rejects_non_finite_with_value_error(value, shown):
     with pytest.raises(ValueError) as excinfo:
-        check_real(NAME, value)  # no bounds: non-finite values are refused regardless
+        check_real(
+            NAME, value
+        )  # no bounds: non-finite values are refused regardless
     assert_names(excinfo, shown, "finite")
 
 
@@ -169,7 +207,9 @@ def test_check_real_rejects_huge_integer_with_value_error():
 # --------------------------------------------------------------------------- check_rate
 
 
-@pytest.mark.parametrize("value", [0, 0.0, 0.2, 0.5, 0.999999, np.float32(0.3), Fraction(1, 5)])
+@pytest.mark.parametrize(
+    "value", [0, 0.0, 0.2, 0.5, 0.999999, np.float32(0.3), Fraction(1, 5)]
+)
 def test_check_rate_accepts_rates_in_unit_interval(value):
     result = check_rate(NAME, value)
     assert type(result) is float
@@ -177,7 +217,9 @@ def test_check_rate_accepts_rates_in_unit_interval(value):
 
 
 @pytest.mark.parametrize(
-    "value", [1.0, 1, 1.5, -0.1, -1, float("nan"), float("inf"), -np.inf], ids=repr
+    "value",
+    [1.0, 1, 1.5, -0.1, -1, float("nan"), float("inf"), -np.inf],
+    ids=repr,
 )
 def test_check_rate_rejects_values_outside_zero_one_with_value_error(value):
     with pytest.raises(ValueError) as excinfo:
@@ -185,7 +227,9 @@ def test_check_rate_rejects_values_outside_zero_one_with_value_error(value):
     assert_names(excinfo, str(float(value)))
 
 
-@pytest.mark.parametrize("value", [True, False, "0.2", None, (0.2,)], ids=repr)
+@pytest.mark.parametrize(
+    "value", [True, False, "0.2", None, (0.2,)], ids=repr
+)
 def test_check_rate_rejects_non_numbers_with_type_error(value):
     with pytest.raises(TypeError) as excinfo:
         check_rate(NAME, value)
@@ -210,7 +254,9 @@ def test_check_rate_property(value):
 # --------------------------------------------------------------------------- check_seed
 
 
-@pytest.mark.parametrize("value", [0, 7, 2**32 - 1, np.uint32(2**32 - 1), np.int64(42)])
+@pytest.mark.parametrize(
+    "value", [0, 7, 2**32 - 1, np.uint32(2**32 - 1), np.int64(42)]
+)
 def test_check_seed_accepts_32_bit_unsigned_integers(value):
     result = check_seed(NAME, value)
     assert type(result) is int
@@ -224,7 +270,9 @@ def test_check_seed_rejects_out_of_range_with_value_error(value):
     assert_names(excinfo, str(int(value)))
 
 
-@pytest.mark.parametrize("value", [7.0, True, "7", None, float("nan")], ids=repr)
+@pytest.mark.parametrize(
+    "value", [7.0, True, "7", None, float("nan")], ids=repr
+)
 def test_check_seed_rejects_non_integers_with_type_error(value):
     with pytest.raises(TypeError) as excinfo:
         check_seed(NAME, value)
@@ -236,7 +284,9 @@ def test_check_xy_names_the_shape_and_row_mismatch():
 
     X, y = check_xy([[1.0, 2.0]], [0])
     assert X.shape == (1, 2) and y.shape == (1,)
-    with pytest.raises(ValueError, match="X must be a 2-D array; got shape \\(2,\\)"):
+    with pytest.raises(
+        ValueError, match="X must be a 2-D array; got shape \\(2,\\)"
+    ):
         check_xy([1.0, 2.0], [0, 1])
     with pytest.raises(ValueError, match="same number of rows; got 1 and 2"):
         check_xy([[1.0]], [0, 1])

@@ -38,13 +38,25 @@ def execute(path: Path, timeout: int) -> float:
 
     def on_executed(cell, cell_index, **_):
         # Progress as it goes: every code cell that took a while, with its first line.
-        seconds = time.perf_counter() - started.pop(cell_index, time.perf_counter())
-        number = sum(c.cell_type == "code" for c in notebook.cells[: cell_index + 1])
+        seconds = time.perf_counter() - started.pop(
+            cell_index, time.perf_counter()
+        )
+        number = sum(
+            c.cell_type == "code" for c in notebook.cells[: cell_index + 1]
+        )
         if seconds >= PROGRESS_SECONDS:
-            first = next((line for line in cell.source.splitlines()
-                          if line.strip() and not line.startswith("#")), "")
-            print(f"  code cell {number:>2} of {n_code}: {seconds:6.1f} s  {first[:60]}",
-                  flush=True)
+            first = next(
+                (
+                    line
+                    for line in cell.source.splitlines()
+                    if line.strip() and not line.startswith("#")
+                ),
+                "",
+            )
+            print(
+                f"  code cell {number:>2} of {n_code}: {seconds:6.1f} s  {first[:60]}",
+                flush=True,
+            )
 
     client = NotebookClient(
         notebook,
@@ -64,7 +76,9 @@ def execute(path: Path, timeout: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
+    parser.add_argument(
+        "--timeout", type=int, default=1200, help="seconds allowed per cell"
+    )
     args = parser.parse_args(argv)
     for path in args.notebooks:
         if not path.is_file():
@@ -72,10 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     total = 0.0
     for number, path in enumerate(args.notebooks, start=1):
-        print(f"[{number}/{len(args.notebooks)}] executing {path} ...", flush=True)
+        print(
+            f"[{number}/{len(args.notebooks)}] executing {path} ...",
+            flush=True,
+        )
         seconds = execute(path, args.timeout)
         total += seconds
-        print(f"  done in {seconds:.1f} s ({total / 60:.1f} min so far)", flush=True)
+        print(
+            f"  done in {seconds:.1f} s ({total / 60:.1f} min so far)",
+            flush=True,
+        )
     return 0
 
 

@@ -35,7 +35,11 @@ def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
         # Sphinx stores an inline script on each path) must count as one.
         filename = getattr(script, "filename", script) or ""
         attributes = sorted(getattr(script, "attributes", {}).items())
-        key = (str(filename), getattr(script, "priority", None), tuple(attributes))
+        key = (
+            str(filename),
+            getattr(script, "priority", None),
+            tuple(attributes),
+        )
         if key not in seen:
             seen.add(key)
             kept.append(script)
@@ -51,12 +55,16 @@ def pages_that_glue_from(app, env, added, changed, removed) -> list[str]:
     glues across documents whenever any notebook is re-read (the pages are few).
     """
     rereading = set(added) | set(changed)
-    if not any(str(env.doc2path(doc)).endswith(".ipynb") for doc in rereading):
+    if not any(
+        str(env.doc2path(doc)).endswith(".ipynb") for doc in rereading
+    ):
         return []
     stale = []
     for doc in sorted(env.found_docs - rereading - set(removed)):
         source = Path(env.doc2path(doc))
-        if source.suffix == ".md" and CROSS_DOCUMENT_GLUE.search(source.read_text(encoding="utf-8")):
+        if source.suffix == ".md" and CROSS_DOCUMENT_GLUE.search(
+            source.read_text(encoding="utf-8")
+        ):
             stale.append(doc)
     return stale
 

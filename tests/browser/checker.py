@@ -21,7 +21,9 @@ from urllib.parse import unquote, urldefrag, urlsplit
 # The MyST sources' glue references: the roles {glue}`key`, {glue:text}`key`,
 # ... and the directives ```{glue} / ```{glue:figure} ...
 GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`")
-GLUE_DIRECTIVE = re.compile(r"^\s*(`{3,}|:{3,})\{glue(?::[a-z]+)?\}", re.MULTILINE)
+GLUE_DIRECTIVE = re.compile(
+    r"^\s*(`{3,}|:{3,})\{glue(?::[a-z]+)?\}", re.MULTILINE
+)
 
 # Runs in the page once it has loaded: counts and problems that only the
 # rendered page shows (after MathJax and the theme's scripts have run).
@@ -94,14 +96,28 @@ def glue_references(source: Path) -> int:
     """How many glued values a page's source asks for (notebook markdown or a MyST file)."""
     if source.suffix == ".ipynb":
         cells = json.loads(source.read_text(encoding="utf-8"))["cells"]
-        texts = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+        texts = [
+            "".join(c["source"])
+            for c in cells
+            if c["cell_type"] == "markdown"
+        ]
     else:
         texts = [source.read_text(encoding="utf-8")]
-    return sum(len(GLUE_ROLE.findall(t)) + len(GLUE_DIRECTIVE.findall(t)) for t in texts)
+    return sum(
+        len(GLUE_ROLE.findall(t)) + len(GLUE_DIRECTIVE.findall(t))
+        for t in texts
+    )
 
 
-def check_page(page, url: str, *, root: Path, origin: str, expected_glue: int,
-               screenshot: Path | None = None) -> PageReport:
+def check_page(
+    page,
+    url: str,
+    *,
+    root: Path,
+    origin: str,
+    expected_glue: int,
+    screenshot: Path | None = None,
+) -> PageReport:
     """Load ``url`` in ``page`` (a Playwright page) and check it as a reader would see it.
 
     ``root`` is the folder served at ``origin`` (``_build/html``);
@@ -121,21 +137,27 @@ def check_page(page, url: str, *, root: Path, origin: str, expected_glue: int,
 
     def on_request_failed(request):
         if request.url.startswith(origin):
-            problems.append(f"request failed: {request.url} ({request.failure})")
+            problems.append(
+                f"request failed: {request.url} ({request.failure})"
+            )
 
     def on_response(response):
         if response.status >= 400:
             problems.append(f"HTTP {response.status}: {response.url}")
 
     def on_route(route):
-        if route.request.url.startswith(origin) or route.request.url.startswith("data:"):
+        if route.request.url.startswith(
+            origin
+        ) or route.request.url.startswith("data:"):
             route.continue_()
         else:
             problems.append(f"external request: {route.request.url}")
             route.abort()
 
     page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on(
+        "pageerror", lambda error: problems.append(f"script error: {error}")
+    )
     page.on("requestfailed", on_request_failed)
     page.on("response", on_response)
     page.route("**/*", on_route)
@@ -153,11 +175,17 @@ def check_page(page, url: str, *, root: Path, origin: str, expected_glue: int,
         page.remove_listener("response", on_response)
 
     report.equations = found["nmath"]
-    problems += [f"equation not typeset: {text!r}" for text in found["untypeset"]]
+    problems += [
+        f"equation not typeset: {text!r}" for text in found["untypeset"]
+    ]
     problems += [f"raw TeX in the text: {text!r}" for text in found["raw"]]
 
     report.images = len(found["images"])
-    problems += [f"image did not load: {img['src']}" for img in found["images"] if not img["ok"]]
+    problems += [
+        f"image did not load: {img['src']}"
+        for img in found["images"]
+        if not img["ok"]
+    ]
 
     for link in found["links"]:
         if not link.startswith(origin):

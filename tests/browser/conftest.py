@@ -39,7 +39,11 @@ CHROMIUM_FLAGS = [
 
 def chromium_executable() -> str:
     """The system Chromium, or a failure that says how to install it (never a skip)."""
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    found = (
+        os.environ.get("CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
     if not found:
         pytest.fail(
             "the browser tests need Debian's Chromium and it is not installed: run "
@@ -66,7 +70,10 @@ def serve(folder: Path):
 @pytest.fixture(scope="session")
 def site():
     if not (SITE / "index.html").is_file():
-        pytest.fail("no built book in _build/html: run `make book` first", pytrace=False)
+        pytest.fail(
+            "no built book in _build/html: run `make book` first",
+            pytrace=False,
+        )
     server, origin = serve(SITE)
     yield SITE, origin
     server.shutdown()
@@ -78,7 +85,9 @@ def browser():
 
     executable = chromium_executable()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_FLAGS
+        )
         yield browser
         browser.close()
 

@@ -19,13 +19,16 @@ from .conftest import ROOT, SCREENSHOTS
 
 
 def toc_pages() -> list[str]:
-    """The documents of ``_toc.yml``, in reading order, without suffix (``chapters/01_baseline``)."""
+    """The documents of ``_toc.yml``, in reading order, without suffix
+    (``chapters/01_baseline``)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     pages = [toc["root"]]
     for part in toc.get("parts", []):
         for chapter in part["chapters"]:
             pages.append(chapter["file"])
-            pages += [section["file"] for section in chapter.get("sections", [])]
+            pages += [
+                section["file"] for section in chapter.get("sections", [])
+            ]
     return pages
 
 
@@ -34,14 +37,19 @@ def source_of(document: str) -> Path:
         path = ROOT / f"{document}{suffix}"
         if path.is_file():
             return path
-    raise FileNotFoundError(f"_toc.yml names {document!r}, but neither .ipynb nor .md exists")
+    raise FileNotFoundError(
+        f"_toc.yml names {document!r}, but neither .ipynb nor .md exists"
+    )
 
 
 @pytest.mark.parametrize("document", toc_pages())
 def test_page_renders_completely_offline(document, site, page):
     root, origin = site
     report = check_page(
-        page, f"{origin}/{document}.html", root=root, origin=origin,
+        page,
+        f"{origin}/{document}.html",
+        root=root,
+        origin=origin,
         expected_glue=glue_references(source_of(document)),
         screenshot=SCREENSHOTS / f"{document.replace('/', '__')}.png",
     )
@@ -58,5 +66,7 @@ def test_search_finds_dropout(site, page):
     results = page.locator("#search-results li")
     results.first.wait_for(timeout=30_000)
     assert results.count() >= 5, results.count()
-    titles = " ".join(page.locator("#search-results li a").all_inner_texts()).lower()
+    titles = " ".join(
+        page.locator("#search-results li a").all_inner_texts()
+    ).lower()
     assert "dropout" in titles

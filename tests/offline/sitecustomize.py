@@ -33,7 +33,9 @@ def _is_local(address) -> bool:
 
 
 def _refuse(what: str, target) -> None:
-    raise OfflineError(f"{what} attempted: {target!r} (the book must run offline)")
+    raise OfflineError(
+        f"{what} attempted: {target!r} (the book must run offline)"
+    )
 
 
 _connect = socket.socket.connect
