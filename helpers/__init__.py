@@ -35,7 +35,10 @@ import warnings
 # with it), so every such machine then runs the same code; networks this small
 # lose nothing by it.  What it costs in speed is measured by `make bench`
 # (README, "Reproducibility").  Tested in tests/test_environment.py.
-BOOK_KERNEL_SETTINGS = {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+BOOK_KERNEL_SETTINGS = {
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
 
 
 class KernelChoiceWarning(UserWarning):
@@ -43,7 +46,9 @@ class KernelChoiceWarning(UserWarning):
 
 
 def _book_settings_text() -> str:
-    return " and ".join(f"{name}={value}" for name, value in BOOK_KERNEL_SETTINGS.items())
+    return " and ".join(
+        f"{name}={value}" for name, value in BOOK_KERNEL_SETTINGS.items()
+    )
 
 
 def _choose_tensorflow_kernels() -> None:
@@ -56,7 +61,10 @@ def _choose_tensorflow_kernels() -> None:
     if "tensorflow" in sys.modules:
         # Too late to choose: harmless only if the variables already held the
         # book's values when TensorFlow read them.
-        if any(os.environ.get(k, "").strip().upper() != v for k, v in BOOK_KERNEL_SETTINGS.items()):
+        if any(
+            os.environ.get(k, "").strip().upper() != v
+            for k, v in BOOK_KERNEL_SETTINGS.items()
+        ):
             warnings.warn(
                 "TensorFlow was imported before helpers, so it may run other CPU kernels "
                 "than the book's and results may differ from the book's printed numbers. "
@@ -112,6 +120,7 @@ from helpers.compat import KerasClassifier  # noqa: E402
 from helpers.cv import (  # noqa: E402
     CVResult,
     compute_on,
+    cross_validate_many,
     cross_validate_model,
     fold_seeds,
     make_splits,
@@ -125,7 +134,11 @@ from helpers.models import (  # noqa: E402
 )
 from helpers.plotting import plot_fold_scores, use_book_style  # noqa: E402
 from helpers.search import make_search, nested_cross_validate, run_search  # noqa: E402
-from helpers.training import FastKerasClassifier, fit_compiled, make_classifier  # noqa: E402
+from helpers.training import (  # noqa: E402
+    FastKerasClassifier,
+    fit_compiled,
+    make_classifier,
+)
 
 __all__ = [
     "CVResult",
@@ -139,6 +152,7 @@ __all__ = [
     "build_mlp",
     "build_visible_dropout",
     "compute_on",
+    "cross_validate_many",
     "cross_validate_model",
     "fit_compiled",
     "fold_seeds",

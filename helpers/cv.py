@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +81,8 @@ class CVResult:
 
     @property
     def std(self) -> float:
-        """Standard deviation over all folds, as NumPy's default (ddof=0) and the tutorial print it."""
+        """Standard deviation over all folds, as NumPy's default (ddof=0) and
+        the tutorial print it."""
         return float(self.scores.std())
 
     def summary(self) -> str:
@@ -109,7 +111,9 @@ def make_splits(y, *, n_splits: int = 10, n_repeats: int = 1, seed: int = 0):
     repeat_seeds = fold_seeds(seed, n_repeats, purpose="splits")
     splits = []
     for repeat_seed in repeat_seeds:
-        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=repeat_seed)
+        splitter = StratifiedKFold(
+            n_splits=n_splits, shuffle=True, random_state=repeat_seed
+        )
         splits.extend(splitter.split(np.zeros((len(y), 1)), y))
     return splits
 
@@ -126,9 +130,13 @@ def fold_seeds(seed: int, n: int, *, purpose: str = "folds") -> list[int]:
     n = check_int("n", n, minimum=1)
     tags = {"splits": 1, "folds": 2, "search": 3}
     if purpose not in tags:
-        raise ValueError(f"purpose must be one of {sorted(tags)}; got {purpose!r}")
+        raise ValueError(
+            f"purpose must be one of {sorted(tags)}; got {purpose!r}"
+        )
     tag = tags[purpose]
-    return [int(s) for s in np.random.SeedSequence([seed, tag]).generate_state(n)]
+    return [
+        int(s) for s in np.random.SeedSequence([seed, tag]).generate_state(n)
+    ]
 
 
 # loky (joblib's process pool) shuts a worker down once its memory has grown by
@@ -182,7 +190,11 @@ def seeded(estimator, seed: int):
     """
     seed = check_seed("seed", seed)
     estimator = clone(estimator)
-    keys = [k for k in estimator.get_params() if k == "random_state" or k.endswith("__random_state")]
+    keys = [
+        k
+        for k in estimator.get_params()
+        if k == "random_state" or k.endswith("__random_state")
+    ]
     if not keys:
         raise ValueError(
             f"{type(estimator).__name__} has no random_state parameter to seed; "
@@ -217,7 +229,9 @@ WORKER_SETUP_NAME = "dropout-book-worker-setup"
 # LocalCluster's scheduler): give those modules a private generator of their
 # own.  tests/test_dask.py checks that it is installed and that the cluster's
 # results equal the local ones.
-def _isolate_python_random(prefixes=("dask", "distributed", "tornado")) -> list[str]:
+def _isolate_python_random(
+    prefixes=("dask", "distributed", "tornado"),
+) -> list[str]:
     """Point the ``random`` of Dask's and Tornado's modules at a private generator.
 
     Returns the names of the modules changed (empty when already done).
@@ -291,8 +305,10 @@ def _dask_backend(client, scatter):
                 try:
                     batch, tasks = await self._to_func_args(func)
                     future = self.client.submit(
-                        _TracebackCapturingWrapper(batch), tasks=tasks,
-                        key=f"{batch!r}-{uuid.uuid4().hex}", **self.submit_kwargs,
+                        _TracebackCapturingWrapper(batch),
+                        tasks=tasks,
+                        key=f"{batch!r}-{uuid.uuid4().hex}",
+                        **self.submit_kwargs,
                     )
                 except BaseException as exc:  # noqa: BLE001 - delivered to joblib below
                     _deliver(result, callback, exc)
@@ -313,11 +329,19 @@ def _dask_backend(client, scatter):
                         continue
                     if future.status == "error":
                         outcome = outcome[1]  # (type, exception, traceback)
-                    _deliver(result, callback, outcome, failed=future.status != "finished")
+                    _deliver(
+                        result,
+                        callback,
+                        outcome,
+                        failed=future.status != "finished",
+                    )
                 await asyncio.sleep(0.01)
 
     def _deliver(result, callback, outcome, failed=True):
-        """Resolve joblib's future and tell joblib (a callback given an exception fails the batch)."""
+        """Resolve joblib's future and tell joblib.
+
+        (A callback given an exception fails the batch.)
+        """
         if failed:
             result.set_exception(outcome)
         else:
@@ -333,10 +357,14 @@ def _dask_client(scheduler):
     try:
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - distributed is pinned
-        raise ImportError("scheduler= needs the 'distributed' package (see requirements.txt)") from exc
+        raise ImportError(
+            "scheduler= needs the 'distributed' package (see requirements.txt)"
+        ) from exc
     if isinstance(scheduler, Client):
         if scheduler.status not in ("running", "connecting", "newly-created"):
-            raise ValueError(f"scheduler is a Client that is {scheduler.status}, not running")
+            raise ValueError(
+                f"scheduler is a Client that is {scheduler.status}, not running"
+            )
         return scheduler, False
     if not isinstance(scheduler, str) or not scheduler.strip():
         raise TypeError(
@@ -344,7 +372,9 @@ def _dask_client(scheduler):
             f"address such as 'tcp://10.0.0.5:8786'; got {scheduler!r}"
         )
     try:
-        client = Client(scheduler, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
+        client = Client(
+            scheduler, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False
+        )
     except (OSError, TimeoutError) as exc:
         raise ConnectionError(
             f"scheduler={scheduler!r} does not answer (no Dask scheduler reached within "
@@ -406,7 +436,9 @@ def compute_on(scheduler=None, *, n_jobs: int | None = None, scatter=None):
     if n_jobs is not None:
         n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     if scheduler is None:
-        with parallel_config(backend="loky", n_jobs=n_jobs, initializer=_configure_worker):
+        with parallel_config(
+            backend="loky", n_jobs=n_jobs, initializer=_configure_worker
+        ):
             yield None
         return
     from asyncio import CancelledError as LoopCancelled
@@ -431,12 +463,34 @@ def compute_on(scheduler=None, *, n_jobs: int | None = None, scatter=None):
             client.close()
 
 
-def _score_fold(estimator, X, y, train, test, seed, scoring, caller_pid):
+def _score_folds(estimators, X, y, fits, scoring, caller_pid):
+    """Fit one seeded clone per ``(estimator index, train, test, seed)``; score each.
+
+    Networks that ``helpers.lanes`` can train run as lanes of one
+    computation (:func:`helpers.lanes.deferred_fits`); any other estimator
+    fits one fold after another.  Each score is the same as when its fold
+    is fitted alone.
+    """
+    from helpers.lanes import deferred_fits
+
     if os.getpid() != caller_pid:
         _configure_worker()  # already done when the worker started; cheap to repeat
-    model = seeded(estimator, seed)
-    model.fit(X[train], y[train])
-    return get_scorer(scoring)(model, X[test], y[test])
+    with deferred_fits():
+        models = [
+            seeded(estimators[e], seed).fit(X[train], y[train])
+            for e, train, _, seed in fits
+        ]
+    scorer = get_scorer(scoring)
+    return [
+        scorer(model, X[test], y[test])
+        for model, (_, _, test, _) in zip(models, fits)
+    ]
+
+
+# Folds per task when the work goes to a Dask cluster, whose size the caller
+# need not know: enough tasks to spread a repeated cross-validation over a
+# few machines, enough folds per task for lanes to pay off.
+FOLDS_PER_DASK_TASK = 5
 
 
 def cross_validate_model(
@@ -494,22 +548,159 @@ def cross_validate_model(
     >>> print(result)  # doctest: +SKIP
     baseline: 83.71% (6.74%)
     """
+    name = name or type(estimator).__name__
+    return cross_validate_many(
+        {name: estimator},
+        X,
+        y,
+        n_splits=n_splits,
+        n_repeats=n_repeats,
+        seed=seed,
+        n_jobs=n_jobs,
+        scoring=scoring,
+        scheduler=scheduler,
+    )[name]
+
+
+def cross_validate_many(
+    estimators,
+    X,
+    y,
+    *,
+    n_splits: int = 10,
+    n_repeats: int = 1,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    scoring: str = "accuracy",
+    scheduler=None,
+) -> dict[str, CVResult]:
+    """Cross-validate several estimators on the same folds, in one go.
+
+    ``estimators`` maps a name to an estimator; the other arguments are
+    :func:`cross_validate_model`'s.  Each result equals
+    ``cross_validate_model(estimator, X, y, seed=seed, ...)`` for that
+    estimator alone: the same folds, the same fold seeds, the same scores.
+    What changes is the speed: the fits of all estimators are shared out
+    between the workers together, and networks of one structure (a grid of
+    dropout rates, say) train as lanes of one computation
+    (``helpers/lanes.py``).
+
+    Examples
+    --------
+    >>> from helpers import load_sonar, make_classifier, build_hidden_dropout
+    >>> data = load_sonar()
+    >>> grid = {f"dropout {r}": make_classifier(build_hidden_dropout,
+    ...                                         hidden_dropout=r)
+    ...         for r in (0.1, 0.2, 0.3)}
+    >>> results = cross_validate_many(grid, data.X, data.y, seed=7)
+    >>> sorted(results)  # doctest: +SKIP
+    ['dropout 0.1', 'dropout 0.2', 'dropout 0.3']
+    """
+    if not isinstance(estimators, Mapping) or not estimators:
+        raise ValueError(
+            "estimators must be a non-empty mapping of names to estimators; "
+            f"got {estimators!r}"
+        )
     X, y = check_xy(X, y)
     if n_jobs is None:
         n_jobs = os.cpu_count() or 1
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     get_scorer(scoring)  # an unknown name fails here, before any training
+    names = list(estimators)
+    for estimator in estimators.values():
+        seeded(
+            estimator, 0
+        )  # nothing to seed: fail here, before any training
     splits = make_splits(y, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
     seeds = fold_seeds(seed, len(splits))
-    seeded(estimator, 0)  # no random_state to seed: fail here, before any training
-    jobs = [
-        delayed(_score_fold)(estimator, X, y, train, test, fold_seed, scoring, os.getpid())
-        for (train, test), fold_seed in zip(splits, seeds)
+    fits = [
+        (e, train, test, s)
+        for e in range(len(names))
+        for (train, test), s in zip(splits, seeds)
+    ]
+    # One task per worker process, each training its share of the fits
+    # together (as lanes, when the estimator allows); on a cluster, a few
+    # fits per task.  Fits are dealt out in turn, so that every task gets
+    # its share of each estimator (and of the slow ones).
+    if scheduler is None:
+        n_tasks = min(n_jobs, len(fits))
+    else:
+        n_tasks = -(-len(fits) // FOLDS_PER_DASK_TASK)
+    shares = [list(range(t, len(fits), n_tasks)) for t in range(n_tasks)]
+    tasks = [
+        delayed(_score_folds)(
+            [estimators[n] for n in names],
+            X,
+            y,
+            [fits[i] for i in share],
+            scoring,
+            os.getpid(),
+        )
+        for share in shares
     ]
     with compute_on(scheduler, n_jobs=n_jobs, scatter=[X, y]):
-        scores = Parallel(n_jobs=None if scheduler is not None else n_jobs)(jobs)
-    return CVResult(
-        name=name or type(estimator).__name__,
-        scores=np.asarray(scores, dtype=float).reshape(n_repeats, n_splits),
-        seed=seed,
-    )
+        results = Parallel(n_jobs=None if scheduler is not None else n_jobs)(
+            tasks
+        )
+    scores = np.empty(len(fits))
+    for share, result in zip(shares, results):
+        scores[share] = result
+    scores = scores.reshape(len(names), n_repeats, n_splits)
+    return {
+        name: CVResult(name=name, scores=scores[e], seed=seed)
+        for e, name in enumerate(names)
+    }
+
+
+# ----------------------------------------------------------------------------- lanes for searches
+
+
+def _train_for_replay(estimators, X, y, fits, caller_pid):
+    from helpers.lanes import deferred_fits, results_of
+
+    if os.getpid() != caller_pid:
+        _configure_worker()
+    with deferred_fits() as pending:
+        for e, train in fits:
+            clone(estimators[e]).fit(X[train], y[train])
+    return results_of(pending)
+
+
+def train_as_lanes(
+    estimators, X, y, fits, *, n_jobs: int | None = None, scheduler=None
+) -> dict:
+    """Train fits as lanes on the workers; return their results for replay.
+
+    ``fits`` lists ``(estimator index, training rows)``; each estimator is
+    cloned and fitted as it is (not reseeded).  The fits are dealt out to one
+    task per worker process (on a Dask cluster, a few fits per task), whose
+    lane-trainable networks train together.  Returns
+    ``{key: (weights, history)}`` for :func:`helpers.lanes.replaying`, under
+    which fitting the same estimator on the same rows takes the stored
+    result instead of training: ``helpers.search`` trains a search's fits
+    this way, then lets scikit-learn's search score them.
+    """
+    if n_jobs is None:
+        n_jobs = os.cpu_count() or 1
+    n_jobs = check_int("n_jobs", n_jobs, minimum=1)
+    if not fits:
+        return {}
+    if scheduler is None:
+        n_tasks = min(n_jobs, len(fits))
+    else:
+        n_tasks = -(-len(fits) // FOLDS_PER_DASK_TASK)
+    shares = [list(range(t, len(fits), n_tasks)) for t in range(n_tasks)]
+    tasks = [
+        delayed(_train_for_replay)(
+            estimators, X, y, [fits[i] for i in share], os.getpid()
+        )
+        for share in shares
+    ]
+    with compute_on(scheduler, n_jobs=n_jobs, scatter=[X, y]):
+        parts = Parallel(n_jobs=None if scheduler is not None else n_jobs)(
+            tasks
+        )
+    results: dict = {}
+    for part in parts:
+        results.update(part)
+    return results

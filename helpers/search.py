@@ -33,9 +33,22 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
+from sklearn.model_selection import (
+    GridSearchCV,
+    ParameterGrid,
+    ParameterSampler,
+    RandomizedSearchCV,
+    StratifiedKFold,
+)
 
-from helpers.cv import CVResult, compute_on, fold_seeds, make_splits, seeded
+from helpers.cv import (
+    CVResult,
+    compute_on,
+    fold_seeds,
+    make_splits,
+    seeded,
+    train_as_lanes,
+)
 from helpers.validation import check_int, check_rate, check_seed, check_xy
 
 __all__ = [
@@ -67,7 +80,9 @@ def _builder_of(estimator, params: dict, prefix: str):
 
 def _check_name(estimator, params: dict, key, argument: str) -> None:
     if not isinstance(key, str):
-        raise TypeError(f"{argument} keys must be parameter names (str); got {key!r}")
+        raise TypeError(
+            f"{argument} keys must be parameter names (str); got {key!r}"
+        )
     # A SciKeras routed parameter, "<path>model__<name>": set_params accepts any
     # name here, so a misspelt one would only fail inside the first fit.
     # Check it against the builder's signature instead.
@@ -76,11 +91,17 @@ def _check_name(estimator, params: dict, key, argument: str) -> None:
         builder = _builder_of(estimator, params, head[:-2] if head else "")
         if builder is not None:
             parameters = inspect.signature(builder).parameters
-            takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+            takes_any = any(
+                p.kind is p.VAR_KEYWORD for p in parameters.values()
+            )
             if name in parameters or takes_any:
                 return
             close = difflib.get_close_matches(name, list(parameters), n=3)
-            hint = f"; did you mean {', '.join(head + 'model__' + c for c in close)}?" if close else ""
+            hint = (
+                f"; did you mean {', '.join(head + 'model__' + c for c in close)}?"
+                if close
+                else ""
+            )
             raise ValueError(
                 f"{argument} names {key!r}, but {getattr(builder, '__name__', builder)} takes no "
                 f"parameter {name!r} (it takes {', '.join(parameters) or 'none'}){hint}"
@@ -119,17 +140,27 @@ def _check_values(key: str, values, *, random: bool, argument: str) -> None:
                     "must be in [0, 1)"
                 )
         return
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
-        kind = "a list of values or a scipy.stats distribution" if random else "a list of values"
+    if isinstance(values, (str, bytes)) or not isinstance(
+        values, (Sequence, np.ndarray)
+    ):
+        kind = (
+            "a list of values or a scipy.stats distribution"
+            if random
+            else "a list of values"
+        )
         raise TypeError(f"{argument}[{key!r}] must be {kind}; got {values!r}")
     if len(values) == 0:
-        raise ValueError(f"{argument}[{key!r}] is empty: give it at least one value")
+        raise ValueError(
+            f"{argument}[{key!r}] is empty: give it at least one value"
+        )
     if _is_rate_name(key):
         for value in values:
             _check_rate_value(key, value)
 
 
-def check_search_space(estimator, space, *, random: bool = False, argument: str = "param_grid"):
+def check_search_space(
+    estimator, space, *, random: bool = False, argument: str = "param_grid"
+):
     """Check a grid (or distributions) against ``estimator``; return it as a list of dicts.
 
     Parameters
@@ -164,19 +195,25 @@ def check_search_space(estimator, space, *, random: bool = False, argument: str 
     Traceback (most recent call last):
       ...
     ValueError: param_grid names 'model__model__hidden_droput', but build_hidden_dropout takes no parameter 'hidden_droput' (it takes hidden_dropout, max_norm, hidden_units, optimizer, learning_rate, momentum); did you mean model__model__hidden_dropout?
-    """
+    """  # noqa: E501 (a doctest's expected output is one line)
     if isinstance(space, Mapping):
         grids = [space]
     elif isinstance(space, Sequence) and not isinstance(space, (str, bytes)):
         grids = list(space)
     else:
-        raise TypeError(f"{argument} must be a dict of parameter -> values or a list of them; got {space!r}")
+        raise TypeError(
+            f"{argument} must be a dict of parameter -> values or a list of them; got {space!r}"
+        )
     if not grids or any(isinstance(g, Mapping) and not g for g in grids):
-        raise ValueError(f"{argument} is empty: name at least one parameter and its values")
+        raise ValueError(
+            f"{argument} is empty: name at least one parameter and its values"
+        )
     params = estimator.get_params(deep=True)
     for grid in grids:
         if not isinstance(grid, Mapping):
-            raise TypeError(f"each entry of {argument} must be a dict; got {grid!r}")
+            raise TypeError(
+                f"each entry of {argument} must be a dict; got {grid!r}"
+            )
         for key, values in grid.items():
             _check_name(estimator, params, key, argument)
             _check_values(key, values, random=random, argument=argument)
@@ -247,10 +284,14 @@ def make_search(
         n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     get_scorer(scoring)  # an unknown name fails here
     argument = "param_grid" if kind == "grid" else "param_distributions"
-    grids = check_search_space(estimator, space, random=kind == "random", argument=argument)
+    grids = check_search_space(
+        estimator, space, random=kind == "random", argument=argument
+    )
     split_seed, model_seed = fold_seeds(seed, 2, purpose="search")
     model = seeded(estimator, model_seed)
-    inner = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=split_seed)
+    inner = StratifiedKFold(
+        n_splits=n_splits, shuffle=True, random_state=split_seed
+    )
     common = {
         "scoring": scoring,
         "cv": inner,
@@ -261,17 +302,25 @@ def make_search(
     }
     if kind == "grid":
         if n_iter is not None:
-            raise ValueError("n_iter is for kind='random'; a grid search tries every combination")
+            raise ValueError(
+                "n_iter is for kind='random'; a grid search tries every combination"
+            )
         return GridSearchCV(model, grids, **common)
     if n_iter is None:
-        raise ValueError("n_iter is required for kind='random': how many candidates to draw")
+        raise ValueError(
+            "n_iter is required for kind='random': how many candidates to draw"
+        )
     n_iter = check_int("n_iter", n_iter, minimum=1)
-    return RandomizedSearchCV(model, grids, n_iter=n_iter, random_state=model_seed, **common)
+    return RandomizedSearchCV(
+        model, grids, n_iter=n_iter, random_state=model_seed, **common
+    )
 
 
 def _check_search(search):
     if not isinstance(search, (GridSearchCV, RandomizedSearchCV)):
-        raise TypeError(f"search must be a GridSearchCV or RandomizedSearchCV; got {type(search).__name__}")
+        raise TypeError(
+            f"search must be a GridSearchCV or RandomizedSearchCV; got {type(search).__name__}"
+        )
 
 
 def run_search(search, X, y, *, scheduler=None):
@@ -300,8 +349,85 @@ def run_search(search, X, y, *, scheduler=None):
     """
     _check_search(search)
     X, y = check_xy(X, y)
+    splits = list(search.cv.split(X, y))
+    if _trains_as_lanes(search, X, y, splits[0][0]):
+        fits = [
+            (c, train)
+            for c in range(len(_candidates(search)))
+            for train, _ in splits
+        ]
+        results = train_as_lanes(
+            _candidate_estimators(search),
+            X,
+            y,
+            fits,
+            n_jobs=search.n_jobs,
+            scheduler=scheduler,
+        )
+        return _replay(search, X, y, results)
     with compute_on(scheduler, n_jobs=search.n_jobs, scatter=[X, y]):
         search.fit(X, y)
+    return search
+
+
+# A search's networks train as lanes (helpers/lanes.py) when they can: every
+# fit of every candidate on every fold is trained first, spread over the
+# workers with the fits of one structure together, and then scikit-learn's
+# own search runs in this process with those results replayed (a fit takes
+# its stored result instead of training; tests/test_search.py checks that
+# cv_results_ is exactly what the search alone computes).  Only the refit of
+# the winner trains here.
+
+
+def _candidates(search) -> list[dict]:
+    """The candidates ``search.fit`` evaluates, in its order."""
+    if isinstance(search, GridSearchCV):
+        return list(ParameterGrid(search.param_grid))
+    return list(
+        ParameterSampler(
+            search.param_distributions,
+            search.n_iter,
+            random_state=search.random_state,
+        )
+    )
+
+
+def _candidate_estimators(search) -> list:
+    # As scikit-learn's _fit_and_score sets them up.
+    return [
+        clone(search.estimator).set_params(**clone(params, safe=False))
+        for params in _candidates(search)
+    ]
+
+
+def _trains_as_lanes(search, X, y, train) -> bool:
+    """Whether the search's first fit would train as a lane (nothing is trained
+    if it would; an estimator that is not a lane trains once, here)."""
+    if isinstance(search, RandomizedSearchCV) and not isinstance(
+        search.random_state, numbers.Integral
+    ):
+        return (
+            False  # candidates drawn afresh at every fit: nothing to replay
+        )
+    from helpers.lanes import deferred_fits
+
+    with deferred_fits() as pending:
+        _candidate_estimators(search)[0].fit(X[train], y[train])
+        lanes = bool(pending)
+        pending.clear()
+    return lanes
+
+
+def _replay(search, X, y, results: dict):
+    from helpers.lanes import replaying
+
+    n_jobs = search.n_jobs
+    search.set_params(n_jobs=1)
+    try:
+        with replaying(results):
+            search.fit(X, y)
+    finally:
+        search.set_params(n_jobs=n_jobs)
     return search
 
 
@@ -337,7 +463,9 @@ class NestedResult:
         """
         if not any(parameter in p for p in self.best_params):
             names = sorted({k for p in self.best_params for k in p})
-            raise ValueError(f"parameter {parameter!r} was not tuned; tuned: {', '.join(names)}")
+            raise ValueError(
+                f"parameter {parameter!r} was not tuned; tuned: {', '.join(names)}"
+            )
         counts: dict = {}
         for params in self.best_params:
             value = params.get(parameter)
@@ -394,13 +522,54 @@ def nested_cross_validate(
     splits = make_splits(y, n_splits=n_splits, seed=seed)
     scorer = get_scorer(search.scoring)
     scores, chosen, inner = [], [], []
+    first_train = splits[0][0]
+    first_inner = next(iter(search.cv.split(X[first_train], y[first_train])))
+    if _trains_as_lanes(
+        search, X[first_train], y[first_train], first_inner[0]
+    ):
+        # Every inner fit of every outer fold, trained as lanes in one go;
+        # then each outer fold's search replays its own.
+        fits = [
+            (c, train[inner_train])
+            for train, _ in splits
+            for inner_train, _ in search.cv.split(X[train], y[train])
+            for c in range(len(_candidates(search)))
+        ]
+        results = train_as_lanes(
+            _candidate_estimators(search),
+            X,
+            y,
+            fits,
+            n_jobs=search.n_jobs,
+            scheduler=scheduler,
+        )
+        for train, test in splits:
+            fold_search = _replay(clone(search), X[train], y[train], results)
+            scores.append(
+                scorer(fold_search.best_estimator_, X[test], y[test])
+            )
+            chosen.append(dict(fold_search.best_params_))
+            inner.append(fold_search.best_score_)
+        return NestedResult(
+            result=CVResult(
+                name=name or f"nested {type(search).__name__}",
+                scores=np.asarray(scores, dtype=float).reshape(1, n_splits),
+                seed=seed,
+            ),
+            best_params=tuple(chosen),
+            inner_best_scores=np.asarray(inner, dtype=float),
+        )
     with compute_on(scheduler, n_jobs=search.n_jobs) as client:
         for train, test in splits:
             X_train, y_train = X[train], y[train]
             # Each outer fold's training rows go to every worker once (see compute_on).
-            with compute_on(client, n_jobs=search.n_jobs, scatter=[X_train, y_train]):
+            with compute_on(
+                client, n_jobs=search.n_jobs, scatter=[X_train, y_train]
+            ):
                 fold_search = clone(search).fit(X_train, y_train)
-            scores.append(scorer(fold_search.best_estimator_, X[test], y[test]))
+            scores.append(
+                scorer(fold_search.best_estimator_, X[test], y[test])
+            )
             chosen.append(dict(fold_search.best_params_))
             inner.append(fold_search.best_score_)
     return NestedResult(
@@ -431,8 +600,14 @@ def search_scores(search) -> np.ndarray:
     (the timings in ``cv_results_`` never do).
     """
     results = _fitted(search)
-    n_splits = sum(1 for key in results if key.startswith("split") and key.endswith("_test_score"))
-    return np.column_stack([results[f"split{i}_test_score"] for i in range(n_splits)])
+    n_splits = sum(
+        1
+        for key in results
+        if key.startswith("split") and key.endswith("_test_score")
+    )
+    return np.column_stack(
+        [results[f"split{i}_test_score"] for i in range(n_splits)]
+    )
 
 
 def _short(name: str) -> str:
@@ -464,17 +639,27 @@ def search_table(search, *, scale: float = 100.0, digits: int = 1):
     names = list(dict.fromkeys(k for p in results["params"] for k in p))
     # object columns keep None as None (pandas would turn it into NaN in a float column)
     table = pd.DataFrame(
-        {_short(k): pd.Series([_plain(p.get(k)) for p in results["params"]], dtype=object)
-         for k in names}
+        {
+            _short(k): pd.Series(
+                [_plain(p.get(k)) for p in results["params"]], dtype=object
+            )
+            for k in names
+        }
     )
-    table["mean"] = np.round(np.asarray(results["mean_test_score"]) * scale, digits)
-    table["std"] = np.round(np.asarray(results["std_test_score"]) * scale, digits)
+    table["mean"] = np.round(
+        np.asarray(results["mean_test_score"]) * scale, digits
+    )
+    table["std"] = np.round(
+        np.asarray(results["std_test_score"]) * scale, digits
+    )
     table["rank"] = np.asarray(results["rank_test_score"])
     table.index.name = "candidate"
     return table.sort_values(["rank"], kind="stable")
 
 
-def search_series(search, *, x: str, series: str | None = None, label=None) -> dict:
+def search_series(
+    search, *, x: str, series: str | None = None, label=None
+) -> dict:
     """Candidates as ``{series label: {x value: CVResult}}`` for ``plot_mean_intervals``.
 
     Each candidate's inner-fold scores become a :class:`~helpers.cv.CVResult`
@@ -506,9 +691,19 @@ def search_series(search, *, x: str, series: str | None = None, label=None) -> d
     out: dict = {}
     for params, row in zip(results["params"], scores):
         if x not in params:
-            raise ValueError(f"x={x!r} is not a tuned parameter of every candidate")
-        key = label(params.get(series)) if series is not None else "all candidates"
+            raise ValueError(
+                f"x={x!r} is not a tuned parameter of every candidate"
+            )
+        key = (
+            label(params.get(series))
+            if series is not None
+            else "all candidates"
+        )
         value = _plain(params[x])
-        name = f"{_short(x)}={value}" + (f", {_short(series)}={params.get(series)}" if series else "")
-        out.setdefault(key, {})[value] = CVResult(name, row.reshape(1, -1), seed=seed)
+        name = f"{_short(x)}={value}" + (
+            f", {_short(series)}={params.get(series)}" if series else ""
+        )
+        out.setdefault(key, {})[value] = CVResult(
+            name, row.reshape(1, -1), seed=seed
+        )
     return out

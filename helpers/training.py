@@ -39,6 +39,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
+from helpers import lanes
 from helpers.compat import KerasClassifier
 from helpers.validation import check_int, check_seed
 
@@ -63,7 +64,9 @@ def epoch_orders(n_samples: int, epochs: int, seed: int | None) -> np.ndarray:
     if seed is not None:
         seed = check_seed("seed", seed)
     rng = np.random.default_rng(seed)
-    return np.stack([rng.permutation(n_samples) for _ in range(epochs)]).astype(np.int32)
+    return np.stack(
+        [rng.permutation(n_samples) for _ in range(epochs)]
+    ).astype(np.int32)
 
 
 class _DropDriverRetracingWarning(logging.Filter):
@@ -73,18 +76,25 @@ class _DropDriverRetracingWarning(logging.Filter):
     ``_driver_for``) traces a new driver by design; a chapter comparing many
     configurations, such as the tips chapter, would otherwise show the
     warning (meant for functions retraced by accident in a loop) from the
-    sixth structure on.  Warnings about any other function still get through.
+    sixth structure on.  The lanes' step function (``helpers/lanes.py``)
+    is traced again for each new number of lanes or steps, by design too.
+    Warnings about any other function still get through.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not ("triggered tf.function retracing" in message and "_make_driver" in message)
+        return not (
+            "triggered tf.function retracing" in message
+            and ("_make_driver" in message or "_stepper" in message)
+        )
 
 
 logging.getLogger("tensorflow").addFilter(_DropDriverRetracingWarning())
 
 
-def _make_driver(model: keras.Model, n_samples: int, batch_size: int, names: list[str]):
+def _make_driver(
+    model: keras.Model, n_samples: int, batch_size: int, names: list[str]
+):
     import tensorflow as tf
 
     n_full, remainder = divmod(n_samples, batch_size)
@@ -97,7 +107,9 @@ def _make_driver(model: keras.Model, n_samples: int, batch_size: int, names: lis
     @tf.function(jit_compile=False)
     def run(x, y, orders):
         epochs = tf.shape(orders)[0]
-        history = tuple(tf.TensorArray(tf.float32, size=epochs) for _ in names)
+        history = tuple(
+            tf.TensorArray(tf.float32, size=epochs) for _ in names
+        )
 
         def one_epoch(e, history):
             # fit() reports each epoch's running means from zero, as here.
@@ -114,11 +126,14 @@ def _make_driver(model: keras.Model, n_samples: int, batch_size: int, names: lis
                 step(x, y, order[n_full * batch_size :])
             logs = model.get_metrics_result()
             history = tuple(
-                h.write(e, tf.cast(logs[name], tf.float32)) for h, name in zip(history, names)
+                h.write(e, tf.cast(logs[name], tf.float32))
+                for h, name in zip(history, names)
             )
             return e + 1, history
 
-        _, history = tf.while_loop(lambda e, _: e < epochs, one_epoch, (tf.constant(0), history))
+        _, history = tf.while_loop(
+            lambda e, _: e < epochs, one_epoch, (tf.constant(0), history)
+        )
         return tuple(h.stack() for h in history)
 
     return run
@@ -138,13 +153,17 @@ _MAX_DRIVERS = 16
 
 def _without_names(config):
     if isinstance(config, dict):
-        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+        return {
+            k: _without_names(v) for k, v in config.items() if k != "name"
+        }
     if isinstance(config, list):
         return [_without_names(v) for v in config]
     return config
 
 
-def _structure_key(model: keras.Model, n_samples: int, batch_size: int, names: list[str]):
+def _structure_key(
+    model: keras.Model, n_samples: int, batch_size: int, names: list[str]
+):
     try:
         structure = [
             type(model).__name__,
@@ -172,13 +191,23 @@ def _state(model: keras.Model) -> list:
 
 def _copy_state(source: keras.Model, target: keras.Model) -> None:
     source_state, target_state = _state(source), _state(target)
-    if [tuple(v.shape) for v in source_state] != [tuple(v.shape) for v in target_state]:
-        raise RuntimeError("cached training driver does not match the model's variables")
+    if [tuple(v.shape) for v in source_state] != [
+        tuple(v.shape) for v in target_state
+    ]:
+        raise RuntimeError(
+            "cached training driver does not match the model's variables"
+        )
     for src, dst in zip(source_state, target_state):
         dst.assign(src)
 
 
-def _driver_for(model: keras.Model, X: np.ndarray, y: np.ndarray, batch_size: int, names: list[str]):
+def _driver_for(
+    model: keras.Model,
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    names: list[str],
+):
     """Return ``(template, driver)``: a cached driver and the model it trains."""
     n_samples = len(X)
     key = _structure_key(model, n_samples, batch_size, names)
@@ -190,7 +219,10 @@ def _driver_for(model: keras.Model, X: np.ndarray, y: np.ndarray, batch_size: in
     template = keras.models.clone_model(model)
     template.compile_from_config(model.get_compile_config())
     template._symbolic_build(data_batch=(X[:batch_size], y[:batch_size]))
-    _DRIVERS[key] = (template, _make_driver(template, n_samples, batch_size, names))
+    _DRIVERS[key] = (
+        template,
+        _make_driver(template, n_samples, batch_size, names),
+    )
     while len(_DRIVERS) > _MAX_DRIVERS:
         _DRIVERS.popitem(last=False)
     return _DRIVERS[key]
@@ -208,12 +240,18 @@ def _graph_optimizer_off():
     import tensorflow as tf
 
     saved = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": True}
+    )
     try:
         yield
     finally:
         tf.config.optimizer.set_experimental_options(
-            {"disable_meta_optimizer": saved.get("disable_meta_optimizer", False)}
+            {
+                "disable_meta_optimizer": saved.get(
+                    "disable_meta_optimizer", False
+                )
+            }
         )
 
 
@@ -268,11 +306,17 @@ def fit_compiled(
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.float32)
     if X.ndim != 2 or len(X) == 0:
-        raise ValueError(f"X must be a non-empty 2-D array; got shape {X.shape}")
+        raise ValueError(
+            f"X must be a non-empty 2-D array; got shape {X.shape}"
+        )
     if len(y) != len(X):
-        raise ValueError(f"X and y must have the same number of rows; got {len(X)} and {len(y)}")
+        raise ValueError(
+            f"X and y must have the same number of rows; got {len(X)} and {len(y)}"
+        )
     if not getattr(model, "compiled", False):
-        raise ValueError("fit_compiled needs a compiled model (call model.compile first)")
+        raise ValueError(
+            "fit_compiled needs a compiled model (call model.compile first)"
+        )
 
     # Create the optimizer's and metrics' variables outside the compiled
     # function, as fit() does before its first step.
@@ -287,17 +331,28 @@ def fit_compiled(
         history = run(X, y, orders)
     if template is not model:
         _copy_state(template, model)
-    return {name: values.numpy().tolist() for name, values in zip(names, history)}
+    return {
+        name: values.numpy().tolist() for name, values in zip(names, history)
+    }
 
 
 class FastKerasClassifier(KerasClassifier):
-    """SciKeras ``KerasClassifier`` trained by :func:`fit_compiled`.
+    """SciKeras ``KerasClassifier`` trained by the book's fast paths.
 
     Takes the same arguments as ``scikeras.wrappers.KerasClassifier``.  With
     an integer ``random_state`` one seed fixes the weight initialisation, the
     dropout masks and the epoch shuffles, so a fit is reproducible.  It does
     so through ``keras.utils.set_random_seed``, which also reseeds Python's
     ``random``, NumPy's global generator and TensorFlow at every fit.
+
+    A multi-layer perceptron (``Dense`` and ``Dropout`` layers, see
+    :func:`helpers.lanes.lane_plan`) is trained as a *lane*
+    (``helpers/lanes.py``): inside ``cross_validate_model`` the folds'
+    networks train together, and a fit on its own gives the same numbers.
+    Any other network (a convolutional one, say) is trained by
+    :func:`fit_compiled`.  ``lanes=False`` sends every network to
+    :func:`fit_compiled` (whose dropout masks are Keras' own, so the numbers
+    differ from a lane's by the luck of the masks).
 
     On a Keras backend other than TensorFlow it trains with Keras' own
     ``fit`` instead (same schedule, slower).
@@ -315,9 +370,15 @@ class FastKerasClassifier(KerasClassifier):
     ...     model=build_baseline, epochs=300, batch_size=16, verbose=0, random_state=7))
     """
 
+    def __init__(self, model=None, *, lanes: bool = True, **kwargs):
+        super().__init__(model=model, **kwargs)
+        self.lanes = lanes
+
     def _build_keras_model(self):
         if self.random_state is not None:
-            keras.utils.set_random_seed(check_seed("random_state", self.random_state))
+            keras.utils.set_random_seed(
+                check_seed("random_state", self.random_state)
+            )
         return super()._build_keras_model()
 
     # fit() settings SciKeras accepts that the compiled driver does not
@@ -331,7 +392,9 @@ class FastKerasClassifier(KerasClassifier):
         "class_weight": lambda v: v is None,
         "sample_weight": lambda v: v is None,
         "initial_epoch": lambda v: v in (None, 0),
-        "callbacks": lambda v: v is None or (isinstance(v, (list, tuple, dict)) and not v),
+        "callbacks": lambda v: (
+            v is None or (isinstance(v, (list, tuple, dict)) and not v)
+        ),
     }
 
     def _check_fit_settings(self) -> None:
@@ -348,24 +411,78 @@ class FastKerasClassifier(KerasClassifier):
                     "helpers.KerasClassifier) for this setting."
                 )
 
-    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
+    def _fit_keras_model(
+        self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs
+    ):
         self._check_fit_settings()
         if sample_weight is not None:
-            raise ValueError("FastKerasClassifier does not support sample_weight")
+            raise ValueError(
+                "FastKerasClassifier does not support sample_weight"
+            )
         if warm_start or initial_epoch:
-            raise ValueError("FastKerasClassifier does not support warm starts or partial_fit")
+            raise ValueError(
+                "FastKerasClassifier does not support warm starts or partial_fit"
+            )
         if kwargs:
-            raise TypeError(f"FastKerasClassifier.fit got unsupported arguments {sorted(kwargs)}")
+            raise TypeError(
+                f"FastKerasClassifier.fit got unsupported arguments {sorted(kwargs)}"
+            )
         if keras.backend.backend() != "tensorflow":
             # The compiled driver is a TensorFlow graph.  On other backends
             # (the appendix times JAX) Keras' own fit runs the same schedule.
             return super()._fit_keras_model(
-                X, y, sample_weight=None, warm_start=False, epochs=epochs, initial_epoch=0
+                X,
+                y,
+                sample_weight=None,
+                warm_start=False,
+                epochs=epochs,
+                initial_epoch=0,
             )
         batch_size = self.batch_size if self.batch_size is not None else 32
-        seed = None if self.random_state is None else check_seed("random_state", self.random_state)
-        history = fit_compiled(self.model_, X, y, epochs=epochs, batch_size=batch_size, seed=seed)
+        seed = (
+            None
+            if self.random_state is None
+            else check_seed("random_state", self.random_state)
+        )
+        if self.lanes and lanes.lane_plan(self.model_) is not None:
+            return self._fit_as_lane(X, y, epochs, batch_size, seed)
+        history = fit_compiled(
+            self.model_, X, y, epochs=epochs, batch_size=batch_size, seed=seed
+        )
         self.history_ = defaultdict(list, history)
+        return self
+
+    def _fit_as_lane(self, X, y, epochs, batch_size, seed):
+        """Train a multi-layer perceptron as a lane (helpers/lanes.py).
+
+        Inside :func:`helpers.lanes.deferred_fits` (as ``cross_validate_model``
+        runs its folds) the network is only registered, and trained with the
+        others when the block ends; otherwise it is trained now.  Either way
+        the result is the same.
+        """
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31 - 1))
+
+        def done(history):
+            self.history_ = defaultdict(list, history)
+
+        job = lanes.make_job(
+            self.model_,
+            X,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            on_done=done,
+        )
+        self.history_ = defaultdict(list)
+        pending = lanes.pending_fits()
+        if lanes.replay(job):
+            pass  # trained before, as a lane among others (helpers.search)
+        elif pending is not None:
+            pending.append(job)
+        else:
+            lanes.train_jobs([job])
         return self
 
     def _predict_raw(self, X, **kwargs):
@@ -374,15 +491,21 @@ class FastKerasClassifier(KerasClassifier):
         # splits X into batches; for a few hundred rows one direct call in
         # inference mode computes the same probabilities, faster and quietly.
         if kwargs:
-            raise TypeError(f"FastKerasClassifier.predict got unsupported arguments {sorted(kwargs)}")
+            raise TypeError(
+                f"FastKerasClassifier.predict got unsupported arguments {sorted(kwargs)}"
+            )
         if not self.initialized_:
-            raise NotFittedError("FastKerasClassifier must be fitted before predicting")
+            raise NotFittedError(
+                "FastKerasClassifier must be fitted before predicting"
+            )
         X, _ = self._validate_data(X=X, y=None)
         X = self.feature_encoder_.transform(X)
         return keras.ops.convert_to_numpy(self.model_(X, training=False))
 
 
-def make_classifier(build_fn, *, epochs: int = 300, batch_size: int = 16, **model_params):
+def make_classifier(
+    build_fn, *, epochs: int = 300, batch_size: int = 16, **model_params
+):
     """The tutorial's pipeline: ``StandardScaler``, then the Keras model, trained fast.
 
     Parameters
@@ -412,7 +535,9 @@ def make_classifier(build_fn, *, epochs: int = 300, batch_size: int = 16, **mode
     from sklearn.preprocessing import StandardScaler
 
     if not callable(build_fn):
-        raise TypeError(f"build_fn must be a model-building function; got {build_fn!r}")
+        raise TypeError(
+            f"build_fn must be a model-building function; got {build_fn!r}"
+        )
     # Catch a misspelt model parameter here rather than at the first fit,
     # inside a worker process, ten times over.
     parameters = inspect.signature(build_fn).parameters
@@ -461,7 +586,12 @@ class TrainOnFraction(ClassifierMixin, BaseEstimator):
     0.25
     """
 
-    def __init__(self, estimator, fraction: float = 1.0, random_state: int | None = None):
+    def __init__(
+        self,
+        estimator,
+        fraction: float = 1.0,
+        random_state: int | None = None,
+    ):
         self.estimator = estimator
         self.fraction = fraction
         self.random_state = random_state
@@ -472,11 +602,23 @@ class TrainOnFraction(ClassifierMixin, BaseEstimator):
 
         from helpers.validation import check_real
 
-        fraction = check_real("fraction", self.fraction, minimum=0.0, inclusive=False, maximum=1.0)
-        seed = None if self.random_state is None else check_seed("random_state", self.random_state)
+        fraction = check_real(
+            "fraction",
+            self.fraction,
+            minimum=0.0,
+            inclusive=False,
+            maximum=1.0,
+        )
+        seed = (
+            None
+            if self.random_state is None
+            else check_seed("random_state", self.random_state)
+        )
         X, y = np.asarray(X), np.asarray(y)
         if len(X) != len(y):
-            raise ValueError(f"X and y must have the same number of rows; got {len(X)} and {len(y)}")
+            raise ValueError(
+                f"X and y must have the same number of rows; got {len(X)} and {len(y)}"
+            )
         if fraction < 1.0:
             n_classes = len(np.unique(y))
             if round(fraction * len(y)) < n_classes:

@@ -12,6 +12,8 @@ report the same per-epoch loss and accuracy.
 from __future__ import annotations
 
 import helpers  # noqa: F401  (first: it fixes TensorFlow's kernels before keras imports it)
+
+# isort: split
 import keras
 import numpy as np
 import pytest
@@ -23,7 +25,12 @@ from sklearn.preprocessing import StandardScaler
 
 from helpers.cv import cross_validate_model
 from helpers.data import load_digits_data
-from helpers.models import build_baseline, build_convnet, build_hidden_dropout, build_mlp
+from helpers.models import (
+    build_baseline,
+    build_convnet,
+    build_hidden_dropout,
+    build_mlp,
+)
 from helpers.training import (
     FastKerasClassifier,
     TrainOnFraction,
@@ -32,7 +39,11 @@ from helpers.training import (
     make_classifier,
 )
 
-N, EPOCHS, BATCH = 50, 3, 16  # 3 full batches of 16 and a partial batch of 2 per epoch
+N, EPOCHS, BATCH = (
+    50,
+    3,
+    16,
+)  # 3 full batches of 16 and a partial batch of 2 per epoch
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,10 @@ def twin_models(builder, keras_seed=5, **kwargs):
 
 def batches(order, batch_size):
     """Full batches of ``batch_size`` then the partial last batch, as fit() makes them."""
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return [
+        order[start : start + batch_size]
+        for start in range(0, len(order), batch_size)
+    ]
 
 
 def train_with_train_on_batch(model, X, y, orders, batch_size):
@@ -94,7 +108,10 @@ def assert_same_weights(a, b):
 
 
 def max_weight_difference(a, b):
-    return max(float(np.max(np.abs(wa - wb))) for wa, wb in zip(a.get_weights(), b.get_weights()))
+    return max(
+        float(np.max(np.abs(wa - wb)))
+        for wa, wb in zip(a.get_weights(), b.get_weights())
+    )
 
 
 # --------------------------------------------------------------------------- epoch_orders
@@ -112,8 +129,12 @@ def test_epoch_orders_shape_and_permutations():
 
 
 def test_epoch_orders_seed_determinism():
-    np.testing.assert_array_equal(epoch_orders(30, 4, 11), epoch_orders(30, 4, 11))
-    assert not np.array_equal(epoch_orders(30, 4, 11), epoch_orders(30, 4, 12))
+    np.testing.assert_array_equal(
+        epoch_orders(30, 4, 11), epoch_orders(30, 4, 11)
+    )
+    assert not np.array_equal(
+        epoch_orders(30, 4, 11), epoch_orders(30, 4, 12)
+    )
     # Documented source: NumPy's default generator, one permutation per epoch.
     rng = np.random.default_rng(11)
     expected = np.stack([rng.permutation(30) for _ in range(4)])
@@ -155,7 +176,9 @@ def test_epoch_orders_validation(args, error, argument):
 def test_fit_compiled_history_has_one_value_per_epoch(toy):
     X, y = toy
     keras.utils.set_random_seed(0)
-    history = fit_compiled(build_baseline(), X, y, epochs=4, batch_size=BATCH, seed=0)
+    history = fit_compiled(
+        build_baseline(), X, y, epochs=4, batch_size=BATCH, seed=0
+    )
     assert set(history) == {"loss", "accuracy"}
     for values in history.values():
         assert len(values) == 4
@@ -169,7 +192,9 @@ def test_fit_compiled_changes_the_weights(toy):
     model = build_baseline()
     before = [w.copy() for w in model.get_weights()]
     fit_compiled(model, X, y, epochs=1, batch_size=BATCH, seed=0)
-    assert all(not np.array_equal(b, a) for b, a in zip(before, model.get_weights()))
+    assert all(
+        not np.array_equal(b, a) for b, a in zip(before, model.get_weights())
+    )
 
 
 @pytest.mark.parametrize(
@@ -187,23 +212,37 @@ def test_fit_compiled_equals_keras_train_on_batch(toy, builder, kwargs):
     seed = 11
     fast, reference = twin_models(builder, **kwargs)
     initial = [w.copy() for w in fast.get_weights()]
-    history = fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=seed)
+    history = fit_compiled(
+        fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=seed
+    )
     orders = epoch_orders(N, EPOCHS, seed)
     assert [len(b) for b in batches(orders[0], BATCH)] == [16, 16, 16, 2]
     expected = train_with_train_on_batch(reference, X, y, orders, BATCH)
 
     assert_same_weights(fast, reference)
     # Training did something (so agreeing is not trivial).
-    assert max(float(np.max(np.abs(w - w0))) for w, w0 in zip(fast.get_weights(), initial)) > 1e-3
-    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6)
+    assert (
+        max(
+            float(np.max(np.abs(w - w0)))
+            for w, w0 in zip(fast.get_weights(), initial)
+        )
+        > 1e-3
+    )
+    np.testing.assert_allclose(
+        history["loss"], expected["loss"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6
+    )
     # The optimizer took every step, partial batches included.
     assert int(fast.optimizer.iterations.numpy()) == EPOCHS * 4
     if "max_norm" in kwargs:
         for layer in fast.layers[:-1]:
             norms = np.linalg.norm(layer.kernel.numpy(), axis=0)
             assert norms.max() <= 0.5 + 1e-5
-            assert norms.max() >= 0.5 - 1e-3, "the constraint should bind in this test"
+            assert norms.max() >= 0.5 - 1e-3, (
+                "the constraint should bind in this test"
+            )
 
 
 def test_fit_compiled_history_equals_keras_fit_epoch_logs(toy):
@@ -211,32 +250,56 @@ def test_fit_compiled_history_equals_keras_fit_epoch_logs(toy):
     X, y = toy
     seed = 4
     fast, reference = twin_models(build_mlp, max_norm=3.0, learning_rate=0.05)
-    history = fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=seed)
+    history = fit_compiled(
+        fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=seed
+    )
     expected = {"loss": [], "accuracy": []}
     for order in epoch_orders(N, EPOCHS, seed):
-        logs = reference.fit(X[order], y[order], epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
+        logs = reference.fit(
+            X[order],
+            y[order],
+            epochs=1,
+            batch_size=BATCH,
+            shuffle=False,
+            verbose=0,
+        )
         for key in expected:
             expected[key].extend(logs.history[key])
     assert_same_weights(fast, reference)
-    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        history["loss"], expected["loss"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6
+    )
 
 
-def test_fit_compiled_with_dropout_equals_train_on_batch_with_same_keras_seed(toy):
+def test_fit_compiled_with_dropout_equals_train_on_batch_with_same_keras_seed(
+    toy,
+):
     # Keras 3 draws dropout masks from a seeded, stateful generator per layer, so
     # two models built after the same set_random_seed draw the same masks step
     # by step.  That makes even the dropout path exactly comparable: it shows
     # fit_compiled runs the layers in training mode with Keras' own masks.
     X, y = toy
-    fast, reference = twin_models(build_mlp, input_dropout=0.2, hidden_dropout=0.3, max_norm=3.0)
+    fast, reference = twin_models(
+        build_mlp, input_dropout=0.2, hidden_dropout=0.3, max_norm=3.0
+    )
     fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=2)
-    train_with_train_on_batch(reference, X, y, epoch_orders(N, EPOCHS, 2), BATCH)
+    train_with_train_on_batch(
+        reference, X, y, epoch_orders(N, EPOCHS, 2), BATCH
+    )
     assert_same_weights(fast, reference)
 
 
 def test_fit_compiled_with_dropout_is_deterministic_and_seed_dependent(toy):
     X, y = toy
-    kwargs = {"input_dropout": 0.2, "hidden_dropout": 0.3, "max_norm": 3.0, "learning_rate": 0.1}
+    kwargs = {
+        "input_dropout": 0.2,
+        "hidden_dropout": 0.3,
+        "max_norm": 3.0,
+        "learning_rate": 0.1,
+    }
     a, b = twin_models(build_mlp, **kwargs)
     c, _ = twin_models(build_mlp, **kwargs)
     fit_compiled(a, X, y, epochs=EPOCHS, batch_size=BATCH, seed=1)
@@ -255,7 +318,12 @@ def test_fit_compiled_interleaved_models_keep_their_own_state(toy):
     count and dropout-generator state, exactly as Keras continuing A would.
     """
     X, y = toy
-    kwargs = {"hidden_dropout": 0.25, "max_norm": 2.0, "learning_rate": 0.05, "momentum": 0.9}
+    kwargs = {
+        "hidden_dropout": 0.25,
+        "max_norm": 2.0,
+        "learning_rate": 0.05,
+        "momentum": 0.9,
+    }
     a, a_ref = twin_models(build_mlp, keras_seed=21, **kwargs)
     b, b_ref = twin_models(build_mlp, keras_seed=22, **kwargs)
     fit_compiled(a, X, y, epochs=1, batch_size=BATCH, seed=1)
@@ -268,15 +336,21 @@ def test_fit_compiled_interleaved_models_keep_their_own_state(toy):
     assert_same_weights(b, b_ref)
     assert int(a.optimizer.iterations.numpy()) == 8
     assert int(b.optimizer.iterations.numpy()) == 8
-    for va, vr in zip(a.optimizer.variables, a_ref.optimizer.variables, strict=True):
-        np.testing.assert_allclose(va.numpy(), vr.numpy(), rtol=1e-5, atol=1e-6)
+    for va, vr in zip(
+        a.optimizer.variables, a_ref.optimizer.variables, strict=True
+    ):
+        np.testing.assert_allclose(
+            va.numpy(), vr.numpy(), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_fit_compiled_batch_larger_than_data(toy):
     X, y = toy
     fast, reference = twin_models(build_baseline)
     fit_compiled(fast, X[:10], y[:10], epochs=2, batch_size=BATCH, seed=0)
-    train_with_train_on_batch(reference, X[:10], y[:10], epoch_orders(10, 2, 0), BATCH)
+    train_with_train_on_batch(
+        reference, X[:10], y[:10], epoch_orders(10, 2, 0), BATCH
+    )
     assert_same_weights(fast, reference)
 
 
@@ -287,7 +361,9 @@ def test_fit_compiled_dropout_model_learns_like_keras_fit(sonar_scaled):
     for seed in (0, 1):
         keras.utils.set_random_seed(seed)
         model = build_hidden_dropout()
-        history = fit_compiled(model, X, y, epochs=6, batch_size=16, seed=seed)
+        history = fit_compiled(
+            model, X, y, epochs=6, batch_size=16, seed=seed
+        )
         ours.append(model.evaluate(X, y, verbose=0)[1])
         first_losses.append(history["loss"][0])
         keras.utils.set_random_seed(seed)
@@ -325,7 +401,9 @@ def test_fit_compiled_rejects_bad_data_and_uncompiled_models(toy):
         fit_compiled(build_baseline(), X[:, 0], y, epochs=1, batch_size=16)
     with pytest.raises(ValueError, match="2-D"):
         fit_compiled(build_baseline(), X[:0], y[:0], epochs=1, batch_size=16)
-    uncompiled = keras.Sequential([keras.Input((60,)), keras.layers.Dense(1, activation="sigmoid")])
+    uncompiled = keras.Sequential(
+        [keras.Input((60,)), keras.layers.Dense(1, activation="sigmoid")]
+    )
     with pytest.raises(ValueError, match="compile"):
         fit_compiled(uncompiled, X, y, epochs=1, batch_size=16)
 
@@ -335,8 +413,12 @@ def test_fit_compiled_rejects_bad_data_and_uncompiled_models(toy):
 
 def fast_classifier(random_state, epochs=3, **kwargs):
     return FastKerasClassifier(
-        model=build_hidden_dropout, epochs=epochs, batch_size=16, verbose=0,
-        random_state=random_state, **kwargs,
+        model=build_hidden_dropout,
+        epochs=epochs,
+        batch_size=16,
+        verbose=0,
+        random_state=random_state,
+        **kwargs,
     )
 
 
@@ -361,13 +443,29 @@ def test_fast_classifier_history_and_classes(sonar_scaled):
 
 
 def test_fast_classifier_matches_fit_compiled_on_the_same_seed(sonar_scaled):
-    """The wrapper is fit_compiled with random_state as both Keras seed and shuffle seed."""
+    """With lanes=False the wrapper is fit_compiled with random_state as both
+    Keras seed and shuffle seed."""
     X, y = sonar_scaled
-    clf = fast_classifier(9, epochs=2).fit(X, y)
+    clf = fast_classifier(9, epochs=2).set_params(lanes=False).fit(X, y)
     keras.utils.set_random_seed(9)
     model = build_hidden_dropout()
     fit_compiled(model, X, y.reshape(-1, 1), epochs=2, batch_size=16, seed=9)
     assert_same_weights(clf.model_, model)
+
+
+def test_fast_classifier_trains_a_perceptron_as_a_lane(sonar_scaled):
+    """By default the wrapper is fit_lanes with random_state as the seed."""
+    from helpers.lanes import fit_lanes
+
+    X, y = sonar_scaled
+    clf = fast_classifier(9, epochs=2).fit(X, y)
+    keras.utils.set_random_seed(9)
+    model = build_hidden_dropout()
+    fit_lanes([model], [X], [y], epochs=2, batch_size=16, seeds=[9])
+    for a, b in zip(
+        clf.model_.get_weights(), model.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_fast_classifier_rejects_sample_weight(sonar_scaled):
@@ -399,7 +497,9 @@ def test_fast_classifier_predict_raw_equals_keras_predict(sonar_scaled):
     assert raw.shape == keras_out.shape == (len(X), 1)
     np.testing.assert_allclose(raw, keras_out, rtol=1e-5, atol=1e-6)
     # ... and predict_proba is built on it: column 1 is P(class 1).
-    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], keras_out[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        clf.predict_proba(X)[:, 1], keras_out[:, 0], rtol=1e-5, atol=1e-6
+    )
     # Inference mode: dropout off, so repeated predictions are identical.
     np.testing.assert_array_equal(clf._predict_raw(X), raw)
 
@@ -420,9 +520,17 @@ def test_fast_classifier_predict_rejects_unsupported_arguments(sonar_scaled):
         {"class_weight": {0: 1.0, 1: 2.0}},
         {"fit__validation_freq": 2},
     ],
-    ids=["validation_split", "callbacks", "shuffle", "class_weight", "fit__validation_freq"],
+    ids=[
+        "validation_split",
+        "callbacks",
+        "shuffle",
+        "class_weight",
+        "fit__validation_freq",
+    ],
 )
-def test_fast_classifier_rejects_unsupported_fit_settings(sonar_scaled, extra):
+def test_fast_classifier_rejects_unsupported_fit_settings(
+    sonar_scaled, extra
+):
     X, y = sonar_scaled
     name = next(iter(extra))
     with pytest.raises(ValueError, match=f"does not support {name}="):
@@ -432,9 +540,15 @@ def test_fast_classifier_rejects_unsupported_fit_settings(sonar_scaled, extra):
 def test_fast_classifier_reports_last_epoch_metrics_like_fit(sonar_scaled):
     X, y = sonar_scaled
     clf = fast_classifier(0, epochs=2).fit(X, y)
-    metrics = {k: float(v) for k, v in clf.model_.get_metrics_result().items()}
-    assert metrics["loss"] == pytest.approx(clf.history_["loss"][-1], rel=1e-6)
-    assert metrics["accuracy"] == pytest.approx(clf.history_["accuracy"][-1], rel=1e-6)
+    metrics = {
+        k: float(v) for k, v in clf.model_.get_metrics_result().items()
+    }
+    assert metrics["loss"] == pytest.approx(
+        clf.history_["loss"][-1], rel=1e-6
+    )
+    assert metrics["accuracy"] == pytest.approx(
+        clf.history_["accuracy"][-1], rel=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- make_classifier
@@ -455,9 +569,15 @@ def test_make_classifier_configuration():
 
 def test_make_classifier_routes_model_params_to_the_builder(sonar_scaled):
     X, y = sonar_scaled
-    pipe = make_classifier(build_hidden_dropout, epochs=1, hidden_dropout=(0.4, 0.1))
+    pipe = make_classifier(
+        build_hidden_dropout, epochs=1, hidden_dropout=(0.4, 0.1)
+    )
     pipe.set_params(model__random_state=0).fit(X, y)
-    rates = [layer.rate for layer in pipe[-1].model_.layers if isinstance(layer, keras.layers.Dropout)]
+    rates = [
+        layer.rate
+        for layer in pipe[-1].model_.layers
+        if isinstance(layer, keras.layers.Dropout)
+    ]
     assert rates == pytest.approx([0.4, 0.1])
 
 
@@ -485,20 +605,26 @@ def test_tutorial_baseline_300_epochs_on_one_fold():
     pipe.fit(X_train, y_train)
     history = pipe[-1].history_
     assert len(history["loss"]) == 300
-    assert history["loss"][-1] < 0.1 < history["loss"][0]  # fits the training rows
+    assert (
+        history["loss"][-1] < 0.1 < history["loss"][0]
+    )  # fits the training rows
     assert pipe.score(X_train, y_train) > 0.97
-    assert pipe.score(X_test, y_test) > 0.6  # far above the 53% of always guessing "R"
+    assert (
+        pipe.score(X_test, y_test) > 0.6
+    )  # far above the 53% of always guessing "R"
 
 
 def test_make_classifier_refuses_a_misspelt_model_parameter_at_once():
     with pytest.raises(TypeError, match="hiden_dropout"):
         make_classifier(build_hidden_dropout, hiden_dropout=0.3)
     with pytest.raises(TypeError, match="input_dropout"):
-        make_classifier(build_hidden_dropout, input_dropout=0.3)  # not a parameter of this builder
+        make_classifier(
+            build_hidden_dropout, input_dropout=0.3
+        )  # not a parameter of this builder
     make_classifier(build_mlp, input_dropout=0.3)  # but of the general one
 
 
-# --------------------------------------------------------------------------- ten classes, convolutions
+# ------------------------------------------------------------ ten classes, convolutions
 
 
 @pytest.fixture(scope="module")
@@ -514,31 +640,82 @@ def images():
 
 
 MULTICLASS = {
-    "mlp": (build_mlp, {"n_features": 64, "n_classes": 4, "hidden_units": (12, 8),
-                        "optimizer": "adam", "learning_rate": 0.01}),
-    "mlp-dropout": (build_mlp, {"n_features": 64, "n_classes": 4, "hidden_units": (12, 8),
-                                "input_dropout": 0.2, "hidden_dropout": 0.5, "max_norm": 1.0,
-                                "optimizer": "adam", "learning_rate": 0.01}),
-    "cnn": (build_convnet, {"filters": (3, 4), "dense_units": 8, "n_classes": 4,
-                            "learning_rate": 0.01}),
-    "cnn-dropout": (build_convnet, {"filters": (3, 4), "dense_units": 8, "n_classes": 4,
-                                    "input_dropout": 0.1, "spatial_dropout": 0.25,
-                                    "dense_dropout": 0.5, "max_norm": 0.5, "learning_rate": 0.01}),
+    "mlp": (
+        build_mlp,
+        {
+            "n_features": 64,
+            "n_classes": 4,
+            "hidden_units": (12, 8),
+            "optimizer": "adam",
+            "learning_rate": 0.01,
+        },
+    ),
+    "mlp-dropout": (
+        build_mlp,
+        {
+            "n_features": 64,
+            "n_classes": 4,
+            "hidden_units": (12, 8),
+            "input_dropout": 0.2,
+            "hidden_dropout": 0.5,
+            "max_norm": 1.0,
+            "optimizer": "adam",
+            "learning_rate": 0.01,
+        },
+    ),
+    "cnn": (
+        build_convnet,
+        {
+            "filters": (3, 4),
+            "dense_units": 8,
+            "n_classes": 4,
+            "learning_rate": 0.01,
+        },
+    ),
+    "cnn-dropout": (
+        build_convnet,
+        {
+            "filters": (3, 4),
+            "dense_units": 8,
+            "n_classes": 4,
+            "input_dropout": 0.1,
+            "spatial_dropout": 0.25,
+            "dense_dropout": 0.5,
+            "max_norm": 0.5,
+            "learning_rate": 0.01,
+        },
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(MULTICLASS))
-def test_fit_compiled_equals_train_on_batch_for_multiclass_and_convolutions(images, name):
+def test_fit_compiled_equals_train_on_batch_for_multiclass_and_convolutions(
+    images, name
+):
     X, y = images
     builder, kwargs = MULTICLASS[name]
     fast, reference = twin_models(builder, **kwargs)
     initial = [w.copy() for w in fast.get_weights()]
-    history = fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=3)
-    expected = train_with_train_on_batch(reference, X, y, epoch_orders(N, EPOCHS, 3), BATCH)
+    history = fit_compiled(
+        fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=3
+    )
+    expected = train_with_train_on_batch(
+        reference, X, y, epoch_orders(N, EPOCHS, 3), BATCH
+    )
     assert_same_weights(fast, reference)
-    assert max(float(np.max(np.abs(w - w0))) for w, w0 in zip(fast.get_weights(), initial)) > 1e-3
-    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6)
+    assert (
+        max(
+            float(np.max(np.abs(w - w0)))
+            for w, w0 in zip(fast.get_weights(), initial)
+        )
+        > 1e-3
+    )
+    np.testing.assert_allclose(
+        history["loss"], expected["loss"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6
+    )
     assert int(fast.optimizer.iterations.numpy()) == EPOCHS * 4
 
 
@@ -547,15 +724,28 @@ def test_fit_compiled_history_equals_keras_fit_for_multiclass(images, name):
     X, y = images
     builder, kwargs = MULTICLASS[name]
     fast, reference = twin_models(builder, **kwargs)
-    history = fit_compiled(fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=6)
+    history = fit_compiled(
+        fast, X, y, epochs=EPOCHS, batch_size=BATCH, seed=6
+    )
     expected = {"loss": [], "accuracy": []}
     for order in epoch_orders(N, EPOCHS, 6):
-        logs = reference.fit(X[order], y[order], epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
+        logs = reference.fit(
+            X[order],
+            y[order],
+            epochs=1,
+            batch_size=BATCH,
+            shuffle=False,
+            verbose=0,
+        )
         for key in expected:
             expected[key].extend(logs.history[key])
     assert_same_weights(fast, reference)
-    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        history["loss"], expected["loss"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        history["accuracy"], expected["accuracy"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_fit_compiled_keeps_max_norm_on_convolution_filters(images):
@@ -575,8 +765,14 @@ def test_fast_classifier_with_ten_classes_and_string_labels():
     names = np.array(list("abcdefghij"))
     y = names[data.y[:300]]
     clf = FastKerasClassifier(
-        model=build_convnet, epochs=10, batch_size=32, verbose=0, random_state=0,
-        model__filters=(4, 8), model__dense_units=16, model__learning_rate=0.01,
+        model=build_convnet,
+        epochs=10,
+        batch_size=32,
+        verbose=0,
+        random_state=0,
+        model__filters=(4, 8),
+        model__dense_units=16,
+        model__learning_rate=0.01,
     ).fit(X, y)
     assert list(clf.classes_) == list(names)
     proba = clf.predict_proba(X)
@@ -584,15 +780,27 @@ def test_fast_classifier_with_ten_classes_and_string_labels():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     predicted = clf.predict(X)
     np.testing.assert_array_equal(predicted, names[proba.argmax(axis=1)])
-    assert np.mean(predicted == y) > 0.5  # learnt something in ten epochs (chance: 0.1)
-    np.testing.assert_allclose(proba, clf.model_.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
+    assert (
+        np.mean(predicted == y) > 0.5
+    )  # learnt something in ten epochs (chance: 0.1)
+    np.testing.assert_allclose(
+        proba, clf.model_.predict(X, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_multiclass_pipeline_in_cross_validation_is_reproducible():
     data = load_digits_data()
     X, y = data.X[:200], data.y[:200]
-    pipe = make_classifier(build_mlp, epochs=3, batch_size=32, n_features=64, n_classes=10,
-                           hidden_units=(16,), optimizer="adam", learning_rate=0.01)
+    pipe = make_classifier(
+        build_mlp,
+        epochs=3,
+        batch_size=32,
+        n_features=64,
+        n_classes=10,
+        hidden_units=(16,),
+        optimizer="adam",
+        learning_rate=0.01,
+    )
     a = cross_validate_model(pipe, X, y, n_splits=3, seed=1, n_jobs=1)
     b = cross_validate_model(pipe, X, y, n_splits=3, seed=1, n_jobs=1)
     np.testing.assert_array_equal(a.scores, b.scores)
@@ -605,8 +813,14 @@ def test_multiclass_pipeline_in_cross_validation_is_reproducible():
 def test_train_on_fraction_keeps_a_stratified_seeded_share(images):
     X, y = images
     X, y = np.tile(X, (4, 1)), np.tile(y, 4)  # 200 rows, 50 per class
-    inner = make_classifier(build_mlp, epochs=1, batch_size=16, n_features=64, n_classes=4,
-                            hidden_units=(4,))
+    inner = make_classifier(
+        build_mlp,
+        epochs=1,
+        batch_size=16,
+        n_features=64,
+        n_classes=4,
+        hidden_units=(4,),
+    )
     model = TrainOnFraction(inner, fraction=0.2, random_state=3).fit(X, y)
     assert model.n_train_ == 40
     assert list(model.classes_) == [0.0, 1.0, 2.0, 3.0]
@@ -624,26 +838,42 @@ def test_train_on_fraction_keeps_a_stratified_seeded_share(images):
 
 def test_train_on_fraction_one_keeps_every_row(images):
     X, y = images
-    wrapper = TrainOnFraction(_Recorder(), fraction=1.0, random_state=0).fit(X, y)
+    wrapper = TrainOnFraction(_Recorder(), fraction=1.0, random_state=0).fit(
+        X, y
+    )
     np.testing.assert_array_equal(wrapper.estimator_.y, y)
 
 
 def test_train_on_fraction_draws_differ_between_seeds(images):
     X, y = images
-    a = TrainOnFraction(_Recorder(), fraction=0.5, random_state=0).fit(X, y).estimator_.X
-    b = TrainOnFraction(_Recorder(), fraction=0.5, random_state=1).fit(X, y).estimator_.X
+    a = (
+        TrainOnFraction(_Recorder(), fraction=0.5, random_state=0)
+        .fit(X, y)
+        .estimator_.X
+    )
+    b = (
+        TrainOnFraction(_Recorder(), fraction=0.5, random_state=1)
+        .fit(X, y)
+        .estimator_.X
+    )
     assert not np.array_equal(a, b)
 
 
 @pytest.mark.parametrize(
     "fraction, error, match",
-    [(0.0, ValueError, "fraction"), (1.5, ValueError, "fraction"), ("0.5", TypeError, "fraction"),
-     (0.02, ValueError, "fewer than the 4 classes")],
+    [
+        (0.0, ValueError, "fraction"),
+        (1.5, ValueError, "fraction"),
+        ("0.5", TypeError, "fraction"),
+        (0.02, ValueError, "fewer than the 4 classes"),
+    ],
 )
 def test_train_on_fraction_validates(images, fraction, error, match):
     X, y = images
     with pytest.raises(error, match=match):
-        TrainOnFraction(_Recorder(), fraction=fraction, random_state=0).fit(X, y)
+        TrainOnFraction(_Recorder(), fraction=fraction, random_state=0).fit(
+            X, y
+        )
 
 
 class _Recorder(ClassifierMixin, BaseEstimator):

@@ -1,0 +1,769 @@
+"""Train many networks of one structure at once, each in its own "lane".
+
+A 10-fold cross-validation trains ten copies of one small network on ten
+training sets; a grid search trains the same copies again for every setting.
+One step of one such network is a few microseconds of arithmetic and far more
+of per-step cost (launching each operation of the graph), so training them one
+after another pays that cost once per network.  Here the K networks' weights
+are stacked along a leading *lane* axis and every step runs as batched matrix
+products, so the per-step cost is paid once for all K.
+
+Each lane keeps everything of its own: its training rows, its epoch shuffles
+(:func:`helpers.training.epoch_orders` with the lane's seed, as the
+single-network path draws them), its dropout masks, its learning rate,
+momentum, dropout rates and max-norm limit, and its optimizer state.  Lanes
+never mix: a lane's result does not depend on which or how many lanes ran
+beside it (``tests/test_lanes.py`` checks this bit for bit).
+
+What a lane computes is Keras' own training step written out: the forward pass
+(``Dense`` layers, ReLU, inverted dropout), the loss Keras uses for a sigmoid or
+softmax output (computed from the logits, as Keras does), gradients by
+TensorFlow's autodiff, the SGD (with or without momentum) or Adam update in
+Keras' formulas, then the ``MaxNorm`` constraint.  With dropout off, a lane's
+weights equal ``fit_compiled``'s to float32 rounding (tested).  The dropout
+masks are the one deliberate difference: Keras draws them inside TensorFlow
+from its seed generator; a lane draws them from NumPy's generator seeded by the
+lane's seed, so that they do not depend on the other lanes.  Same rate, same
+statistics, other random numbers.
+
+Only sequential networks of ``Dense`` and ``Dropout`` layers are supported,
+which covers every multi-layer perceptron the book builds; :func:`lane_plan`
+returns ``None`` for anything else (a convolutional network, a learning-rate
+schedule, gradient clipping, ...) and callers fall back to ``fit_compiled``.
+
+Like ``fit_compiled``, the graph is plain TensorFlow, not XLA: XLA would
+train the lanes about twice as fast, but it generates code for the CPU it
+runs on, and the results differ between instruction sets (measured here:
+capping it at AVX instead of AVX2 changed trained weights in the fifth
+digit), which would break the book's promise of the same numbers on every
+x86-64 CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from helpers.validation import check_int, check_seed
+
+__all__ = [
+    "LanePlan",
+    "lane_plan",
+    "fit_lanes",
+    "make_job",
+    "train_jobs",
+    "deferred_fits",
+]
+
+# Above this many bytes of dropout masks per graph call, the epochs are split
+# over several calls (the weights carry over), so memory stays bounded for big
+# networks and many lanes.
+MASK_BYTES_PER_CALL = 128 * 1024**2
+# A lane's masks come from this stream of the lane's seed, apart from the
+# stream epoch_orders draws the shuffles from (the seed itself).
+_MASK_STREAM = 0xD0
+
+
+@dataclass(frozen=True)
+class LanePlan:
+    """What lane training needs to know about one compiled network.
+
+    ``key`` is the same for networks that can share lanes (same layers,
+    widths, activations, loss, optimizer kind); ``values`` holds what may
+    differ from lane to lane (dropout rates, max-norm limits, learning rate,
+    momentum).
+    """
+
+    key: str
+    ops: tuple
+    loss: str
+    optimizer: str
+    metrics: tuple
+    values: dict = field(compare=False)
+
+
+_ACTIVATIONS = ("relu", "linear", "sigmoid", "softmax")
+_OPTIMIZER_OFF = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "global_clipnorm": None,
+    "clipvalue": None,
+    "use_ema": False,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
+
+
+def lane_plan(model) -> LanePlan | None:
+    """Describe ``model`` for lane training, or return ``None`` if it cannot be lane-trained.
+
+    Supported: a compiled, not yet trained ``keras.Sequential`` of ``Dense``
+    (ReLU or linear hidden activations, optional ``MaxNorm`` kernel
+    constraint, no regularizers) and ``Dropout`` layers, ending in a sigmoid
+    unit with binary cross-entropy or a softmax layer with sparse categorical
+    cross-entropy; SGD (``nesterov=False``) or Adam (``amsgrad=False``) with a
+    constant learning rate; metrics none or ``["accuracy"]``.
+    """
+    if not isinstance(model, keras.Sequential) or not getattr(
+        model, "compiled", False
+    ):
+        return None
+    try:
+        compile_config = model.get_compile_config()
+    except (NotImplementedError, TypeError, ValueError):
+        return None
+    optimizer = model.optimizer
+    config = optimizer.get_config()
+    if any(config.get(k, v) != v for k, v in _OPTIMIZER_OFF.items()):
+        return None
+    if not isinstance(config.get("learning_rate"), float):
+        return None  # a schedule
+    if int(optimizer.iterations.numpy()) != 0:
+        return None  # already trained: lanes start from a fresh optimizer
+    values: dict = {
+        "learning_rate": float(np.float32(config["learning_rate"]))
+    }
+    if type(optimizer) is keras.optimizers.SGD and not config["nesterov"]:
+        kind = "sgd-momentum" if config["momentum"] != 0 else "sgd"
+        values["momentum"] = float(config["momentum"])
+        adam = ()
+    elif type(optimizer) is keras.optimizers.Adam and not config["amsgrad"]:
+        kind = "adam"
+        adam = (config["beta_1"], config["beta_2"], config["epsilon"])
+    else:
+        return None
+    metrics = compile_config.get("metrics")
+    if metrics not in (None, [], ["accuracy"]) or compile_config.get(
+        "weighted_metrics"
+    ):
+        return None
+    if compile_config.get("loss_weights") is not None:
+        return None
+
+    ops: list = []
+    rates: list[float] = []
+    limits: list[float] = []
+    layers = model.layers
+    for i, layer in enumerate(layers):
+        last = i == len(layers) - 1
+        if type(layer) is keras.layers.Dropout:
+            if layer.noise_shape is not None or last:
+                return None
+            ops.append(("dropout",))
+            rates.append(float(layer.rate))
+        elif type(layer) is keras.layers.Dense:
+            c = layer.get_config()
+            activation = c["activation"]
+            if (
+                not c["use_bias"]
+                or c["kernel_regularizer"] is not None
+                or c["bias_regularizer"] is not None
+                or c.get("activity_regularizer") is not None
+                or c["bias_constraint"] is not None
+                or activation not in _ACTIVATIONS
+                or (activation in ("sigmoid", "softmax")) != last
+                or getattr(layer, "lora_enabled", False)
+                or c.get("quantization_config") is not None
+            ):
+                return None
+            constraint = layer.kernel_constraint
+            if constraint is None:
+                limited = False
+            elif (
+                type(constraint) is keras.constraints.MaxNorm
+                and constraint.axis == 0
+            ):
+                limited = True
+                limits.append(float(constraint.max_value))
+            else:
+                return None
+            ops.append(("dense", int(c["units"]), activation, limited))
+        else:
+            return None
+    if not ops or ops[-1][0] != "dense":
+        return None
+    units, activation = ops[-1][1], ops[-1][2]
+    loss = compile_config.get("loss")
+    if (
+        activation == "sigmoid"
+        and units == 1
+        and loss == "binary_crossentropy"
+    ):
+        loss_kind = "binary"
+    elif (
+        activation == "softmax"
+        and units >= 2
+        and loss == "sparse_categorical_crossentropy"
+    ):
+        loss_kind = "sparse"
+    else:
+        return None
+    n_features = model.inputs[0].shape[-1] if model.inputs else None
+    if n_features is None:
+        return None
+    names = ("loss", "accuracy") if metrics else ("loss",)
+    values["rates"] = rates
+    values["limits"] = limits
+    key = json.dumps([int(n_features), ops, loss_kind, kind, adam, names])
+    return LanePlan(
+        key=key,
+        ops=(int(n_features), tuple(ops), adam),
+        loss=loss_kind,
+        optimizer=kind,
+        metrics=names,
+        values=values,
+    )
+
+
+# ----------------------------------------------------------------------------- the graph
+
+_STEPPERS: dict = {}
+
+
+def _stepper(plan: LanePlan, ragged: bool):
+    """The compiled function that runs T steps of K lanes of ``plan``'s structure."""
+    cache_key = (plan.key, ragged)
+    if cache_key in _STEPPERS:
+        return _STEPPERS[cache_key]
+    import tensorflow as tf
+
+    _, ops, adam = plan.ops
+    dense_ops = [op for op in ops if op[0] == "dense"]
+    binary = plan.loss == "binary"
+    eps = float(keras.backend.epsilon())
+    if adam:
+        beta_1, beta_2, adam_eps = adam
+        one_minus_b1, one_minus_b2 = 1 - beta_1, 1 - beta_2
+
+    # Sums over a middle axis of a (lanes, rows, units) tensor are computed
+    # in an order that depends on the number of lanes (measured: one bit in
+    # the last place), while batched matrix products treat every lane alike.
+    # So the two sums a step needs across rows (the bias gradient, through
+    # broadcasting) and down a kernel's columns (max-norm) are written as
+    # products with a vector of ones: the same values, lane by lane, whatever
+    # the number of lanes.
+    def forward(params, x, masks, scales):
+        h, d, j = x, 0, 0
+        rows = tf.ones_like(x[:, :, :1])
+        for op in ops:
+            if op[0] == "dense":
+                z = tf.matmul(h, params[2 * d]) + tf.matmul(
+                    rows, params[2 * d + 1]
+                )
+                h = tf.nn.relu(z) if op[2] == "relu" else z
+                d += 1
+            else:
+                h = h * (tf.cast(masks[j], tf.float32) * scales[j])
+                j += 1
+        return h  # the output layer's logits
+
+    @tf.function(jit_compile=False, reduce_retracing=True)
+    def run(state, X, Y, orders, valid, active, masks, scales, hyper, limits):
+        params, slots, t = state
+        n_steps = tf.shape(orders)[1]
+        losses = tf.TensorArray(tf.float32, size=n_steps)
+        hits = tf.TensorArray(tf.float32, size=n_steps)
+        lr = hyper["learning_rate"]
+
+        def one_step(i, params, slots, t, losses, hits):
+            index = orders[:, i]
+            weight = valid[:, i]
+            x = tf.gather(X, index, batch_dims=1)
+            y = tf.gather(Y, index, batch_dims=1)
+            step_masks = [m[:, i] for m in masks]
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                logits = forward(params, x, step_masks, scales)
+                if binary:
+                    per_row = tf.nn.sigmoid_cross_entropy_with_logits(
+                        labels=y[..., None], logits=logits
+                    )[..., 0]
+                else:
+                    per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                        labels=tf.cast(y, tf.int32), logits=logits
+                    )
+                per_row = per_row * weight
+                count = tf.reduce_sum(weight, axis=1)
+                # Keras' "sum over batch size" mean, lane by lane; the lanes'
+                # losses are summed only so that one gradient call serves all
+                # (each lane's weights get its own loss's gradient).
+                lane_loss = tf.reduce_sum(per_row, axis=1) / tf.maximum(
+                    count, 1.0
+                )
+                total = tf.reduce_sum(lane_loss)
+            grads = tape.gradient(total, params)
+            if binary:
+                predicted = tf.cast(
+                    tf.sigmoid(logits)[..., 0] > 0.5, tf.float32
+                )
+            else:
+                predicted = tf.cast(tf.argmax(logits, axis=-1), tf.float32)
+            correct = tf.cast(
+                tf.equal(predicted, tf.cast(y, tf.float32)), tf.float32
+            )
+            losses = losses.write(i, tf.reduce_sum(per_row, axis=1))
+            hits = hits.write(i, tf.reduce_sum(correct * weight, axis=1))
+
+            new_params, new_slots = [], []
+            t_next = t + 1.0
+            for p, (param, grad) in enumerate(zip(params, grads)):
+                if plan.optimizer == "sgd-momentum":
+                    (m,) = slots[p]
+                    m = m * hyper["momentum"] - grad * lr
+                    param, slot = param + m, (m,)
+                elif plan.optimizer == "sgd":
+                    param, slot = param - grad * lr, ()
+                else:
+                    m, v = slots[p]
+                    b1_power = tf.pow(tf.constant(beta_1, tf.float32), t_next)
+                    b2_power = tf.pow(tf.constant(beta_2, tf.float32), t_next)
+                    alpha = lr * tf.sqrt(1 - b2_power) / (1 - b1_power)
+                    m = m + (grad - m) * one_minus_b1
+                    v = v + (tf.square(grad) - v) * one_minus_b2
+                    param, slot = (
+                        param - (m * alpha) / (tf.sqrt(v) + adam_eps),
+                        (m, v),
+                    )
+                new_params.append(param)
+                new_slots.append(slot)
+            # MaxNorm on the kernels that carry it, after the update as in Keras.
+            c = 0
+            for d, op in enumerate(dense_ops):
+                if op[3]:
+                    w = new_params[2 * d]
+                    column = tf.ones_like(w[:, :, :1])  # (lanes, inputs, 1)
+                    norms = tf.sqrt(
+                        tf.matmul(column, tf.square(w), transpose_a=True)
+                    )
+                    desired = tf.clip_by_value(norms, 0.0, limits[c])
+                    new_params[2 * d] = w * (desired / (eps + norms))
+                    c += 1
+            if ragged:
+                # A lane whose epoch has fewer batches sits this step out.
+                on = active[:, i]
+                keep = lambda new, old: tf.where(on[:, None, None], new, old)  # noqa: E731
+                new_params = [keep(n, o) for n, o in zip(new_params, params)]
+                new_slots = [
+                    tuple(keep(n, o) for n, o in zip(ns, os_))
+                    for ns, os_ in zip(new_slots, slots)
+                ]
+                t_next = tf.where(on[:, None, None], t_next, t)
+            return i + 1, new_params, new_slots, t_next, losses, hits
+
+        _, params, slots, t, losses, hits = tf.while_loop(
+            lambda i, *_: i < n_steps,
+            one_step,
+            (tf.constant(0), params, slots, t, losses, hits),
+        )
+        return (params, slots, t), losses.stack(), hits.stack()
+
+    _STEPPERS[cache_key] = run
+    return run
+
+
+# ----------------------------------------------------------------------------- driving it
+
+
+def _lane_masks(
+    rng, n_rows: int, epochs: int, widths: list[int], rates: list[float]
+):
+    """One epoch at a time, one dropout layer at a time, one row at a time: the same
+    stream whatever the batching, the padding or the other lanes."""
+    out = [np.empty((epochs, n_rows, w), dtype=bool) for w in widths]
+    for e in range(epochs):
+        for j, (w, rate) in enumerate(zip(widths, rates)):
+            out[j][e] = rng.random(
+                (n_rows, w), dtype=np.float32
+            ) >= np.float32(rate)
+    return out
+
+
+def _dropout_widths(plan: LanePlan) -> list[int]:
+    widths, width = [], plan.ops[0]
+    for op in plan.ops[1]:
+        if op[0] == "dense":
+            width = op[1]
+        else:
+            widths.append(width)
+    return widths
+
+
+def _train_group(plan: LanePlan, jobs: list) -> list[dict]:
+    """Train ``jobs`` (all of ``plan``'s structure, same epochs and batch size) as lanes."""
+    import tensorflow as tf
+
+    from helpers.training import epoch_orders
+
+    # TensorFlow multiplies small matrices with one kernel when there is a
+    # single matrix in the batch and with another when there are several
+    # (BatchMatMul's CPU heuristic); the two round differently.  A lone
+    # network therefore trains beside a copy of itself, whose result is
+    # dropped, so that its numbers are the same as in company.
+    n_real = len(jobs)
+    if n_real == 1:
+        jobs = jobs * 2
+    K = len(jobs)
+    epochs = jobs[0]["epochs"]
+    sizes = [len(j["X"]) for j in jobs]
+    bs = min(jobs[0]["batch_size"], min(sizes))
+    steps = [-(-n // bs) for n in sizes]
+    S = max(steps)
+    ragged = len(set(steps)) != 1
+    widths = _dropout_widths(plan)
+
+    X = np.zeros((K, max(sizes), plan.ops[0]), dtype=np.float32)
+    Y = np.zeros((K, max(sizes)), dtype=np.float32)
+    orders = np.zeros((K, epochs, S * bs), dtype=np.int32)
+    valid = np.zeros((K, epochs, S * bs), dtype=np.float32)
+    active = np.zeros((K, epochs, S), dtype=bool)
+    for k, job in enumerate(jobs):
+        n = sizes[k]
+        X[k, :n], Y[k, :n] = job["X"], job["y"]
+        orders[k, :, :n] = epoch_orders(n, epochs, job["seed"])
+        valid[k, :, :n] = 1.0
+        active[k, :, : steps[k]] = True
+    # Each lane's masks come from its own generator, drawn epoch by epoch
+    # as the chunks of epochs below are trained.
+    rngs = [
+        np.random.default_rng([_MASK_STREAM, job["seed"]]) for job in jobs
+    ]
+
+    def lane_values(name):
+        return np.array(
+            [j["plan"].values[name] for j in jobs], dtype=np.float32
+        )
+
+    hyper = {"learning_rate": lane_values("learning_rate")[:, None, None]}
+    if plan.optimizer == "sgd-momentum":
+        hyper["momentum"] = lane_values("momentum")[:, None, None]
+    rates = np.array(
+        [j["plan"].values["rates"] for j in jobs], dtype=np.float64
+    ).reshape(K, -1)
+    scales = [
+        tf.constant(
+            (1.0 / (1.0 - rates[:, j])).astype(np.float32)[:, None, None]
+        )
+        for j in range(len(widths))
+    ]
+    limit_values = np.array(
+        [j["plan"].values["limits"] for j in jobs], dtype=np.float32
+    ).reshape(K, -1)
+    limits = [
+        tf.constant(limit_values[:, c][:, None, None])
+        for c in range(limit_values.shape[1])
+    ]
+
+    initial = [j["model"].get_weights() for j in jobs]
+    params = []
+    for p in range(len(initial[0])):
+        stacked = np.stack([w[p] for w in initial])
+        if stacked.ndim == 2:  # a bias: (K, units) -> (K, 1, units)
+            stacked = stacked[:, None, :]
+        params.append(tf.constant(stacked))
+    n_slots = {"sgd-momentum": 1, "sgd": 0, "adam": 2}[plan.optimizer]
+    slots = [tuple(tf.zeros_like(p) for _ in range(n_slots)) for p in params]
+    state = (params, slots, tf.zeros((K, 1, 1), tf.float32))
+
+    mask_bytes_per_epoch = K * S * bs * sum(widths)
+    chunk = max(
+        1, min(epochs, MASK_BYTES_PER_CALL // max(mask_bytes_per_epoch, 1))
+    )
+    run = _stepper(plan, ragged)
+    X_t, Y_t = tf.constant(X), tf.constant(Y)
+    loss_sums, hit_sums = [], []
+    for start in range(0, epochs, chunk):
+        stop = min(epochs, start + chunk)
+        E, T = stop - start, (stop - start) * S
+        masks = [np.ones((K, E, S * bs, w), dtype=bool) for w in widths]
+        for k, rng in enumerate(rngs):
+            drawn = _lane_masks(
+                rng, sizes[k], E, widths, jobs[k]["plan"].values["rates"]
+            )
+            for j, m in enumerate(drawn):
+                masks[j][k, :, : sizes[k]] = m
+        state, losses, hits = run(
+            state,
+            X_t,
+            Y_t,
+            tf.constant(orders[:, start:stop].reshape(K, T, bs)),
+            tf.constant(valid[:, start:stop].reshape(K, T, bs)),
+            tf.constant(active[:, start:stop].reshape(K, T)),
+            [tf.constant(m.reshape(K, T, bs, -1)) for m in masks],
+            scales,
+            hyper,
+            limits,
+        )
+        loss_sums.append(losses.numpy().reshape(E, S, K).sum(axis=1))
+        hit_sums.append(hits.numpy().reshape(E, S, K).sum(axis=1))
+    params, slots, t = state
+    loss_sums = np.concatenate(loss_sums)
+    hit_sums = np.concatenate(hit_sums)
+
+    histories = []
+    for k, job in enumerate(jobs[:n_real]):
+        model = job["model"]
+        model.set_weights(
+            [
+                np.asarray(p[k]).reshape(w.shape)
+                for p, w in zip(params, initial[k])
+            ]
+        )
+        lane_slots = [tuple(s[k] for s in slot) for slot in slots]
+        _store_optimizer_state(model, plan, lane_slots, t[k])
+        history = {"loss": (loss_sums[:, k] / sizes[k]).tolist()}
+        if "accuracy" in plan.metrics:
+            history["accuracy"] = (hit_sums[:, k] / sizes[k]).tolist()
+        _store_metrics(model, history, sizes[k])
+        histories.append(history)
+    return histories
+
+
+def _store_metrics(model, history: dict, n_rows: int) -> None:
+    """Leave the model's metrics reporting the last epoch, as after ``fit``."""
+    model.reset_metrics()
+    for metric in model.metrics:
+        for inner in getattr(metric, "metrics", None) or [metric]:
+            values = history.get(inner.name)
+            if values and hasattr(inner, "total") and hasattr(inner, "count"):
+                inner.total.assign(values[-1] * n_rows)
+                inner.count.assign(n_rows)
+
+
+def _store_optimizer_state(model, plan: LanePlan, slots, t) -> None:
+    """Leave the model's optimizer as training would: step count and moment estimates."""
+    optimizer = model.optimizer
+    optimizer.iterations.assign(int(round(float(np.asarray(t).ravel()[0]))))
+    if plan.optimizer == "sgd-momentum":
+        lists = [optimizer.momentums]
+    elif plan.optimizer == "adam":
+        lists = [optimizer._momentums, optimizer._velocities]
+    else:
+        return
+    for which, variables in enumerate(lists):
+        for variable, slot in zip(variables, slots):
+            variable.assign(np.asarray(slot[which]).reshape(variable.shape))
+
+
+def make_job(
+    model, X, y, *, epochs, batch_size, seed, plan=None, on_done=None
+):
+    """Check one network's training request and prepare it as a lane job.
+
+    Raises ``ValueError`` naming what is wrong; ``on_done(history)`` is
+    called once the job is trained.
+    """
+    plan = plan or lane_plan(model)
+    if plan is None:
+        raise ValueError(
+            "this network cannot be trained as a lane (see "
+            "helpers.lanes.lane_plan); train it with helpers.fit_compiled"
+        )
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seed = check_seed("seed", seed)
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(
+            f"X must be a non-empty 2-D array; got shape {X.shape}"
+        )
+    if X.shape[1] != plan.ops[0]:
+        raise ValueError(
+            f"the network takes {plan.ops[0]} features; X has {X.shape[1]}"
+        )
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(
+            "y must be 1-D with one label per row of X; got shape "
+            f"{y.shape} for {len(X)} rows"
+        )
+    y = y.astype(np.float32)
+    first = min(batch_size, len(X))
+    # Create the optimizer's and metrics' variables, as fit() does first.
+    model._symbolic_build(data_batch=(X[:first], y[:first]))
+    return dict(
+        model=model,
+        X=X,
+        y=y,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        plan=plan,
+        on_done=on_done,
+        key=_job_key(model, X, y, epochs, batch_size, seed, plan),
+    )
+
+
+def _job_key(model, X, y, epochs, batch_size, seed, plan) -> str:
+    """Everything a lane's result depends on, hashed: structure, lane values,
+    initial weights, rows, labels, schedule and seed."""
+    digest = hashlib.blake2b(digest_size=20)
+    settings = [plan.key, plan.values, epochs, batch_size, seed]
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for array in [*model.get_weights(), X, y]:
+        array = np.ascontiguousarray(array)
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def fit_lanes(
+    models, Xs, ys, *, epochs: int, batch_size: int, seeds
+) -> list[dict]:
+    """Train each ``models[k]`` on ``(Xs[k], ys[k])`` with seed ``seeds[k]``, as lanes.
+
+    The schedule is ``fit_compiled``'s: every epoch a fresh shuffle of the
+    lane's rows (:func:`helpers.training.epoch_orders` with the lane's seed),
+    batches of ``batch_size`` with the last, partial batch kept.  Networks of
+    the same structure (:func:`lane_plan`) train together; the result for
+    each one is the same whatever else is in the call.
+
+    Returns one history dict per model, as ``fit_compiled`` does.  Raises
+    ``ValueError`` if a model cannot be lane-trained (see :func:`lane_plan`).
+
+    Examples
+    --------
+    >>> from helpers.models import build_mlp
+    >>> X = np.random.default_rng(0).random((40, 60), dtype=np.float32)
+    >>> y = (X[:, 0] > 0.5).astype("float32")
+    >>> nets = [build_mlp(hidden_dropout=rate) for rate in (0.2, 0.5)]
+    >>> histories = fit_lanes(nets, [X, X], [y, y], epochs=3, batch_size=16,
+    ...                       seeds=[1, 2])
+    >>> [len(h["loss"]) for h in histories]
+    [3, 3]
+    """
+    models, Xs, ys, seeds = list(models), list(Xs), list(ys), list(seeds)
+    if not (len(models) == len(Xs) == len(ys) == len(seeds)):
+        raise ValueError(
+            "models, Xs, ys and seeds must have one entry per network; got "
+            f"{len(models)}, {len(Xs)}, {len(ys)} and {len(seeds)}"
+        )
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "fit_lanes needs the TensorFlow backend; it is "
+            f"{keras.backend.backend()!r}"
+        )
+    jobs = []
+    for k, (model, X, y, seed) in enumerate(zip(models, Xs, ys, seeds)):
+        if lane_plan(model) is None:
+            raise ValueError(
+                f"models[{k}] cannot be trained as a lane (see "
+                "helpers.lanes.lane_plan); train it with helpers.fit_compiled"
+            )
+        jobs.append(
+            make_job(
+                model, X, y, epochs=epochs, batch_size=batch_size, seed=seed
+            )
+        )
+    return train_jobs(jobs)
+
+
+def train_jobs(jobs: list) -> list[dict]:
+    """Train jobs from :func:`make_job`, those of one structure together.
+
+    Returns their histories in order (and passes each to its ``on_done``).
+    """
+    groups: dict = {}
+    for index, job in enumerate(jobs):
+        batch = min(job["batch_size"], len(job["X"]))
+        key = (job["plan"].key, job["epochs"], batch)
+        groups.setdefault(key, []).append(index)
+    histories: list = [None] * len(jobs)
+    for indices in groups.values():
+        group = [jobs[i] for i in indices]
+        for i, history in zip(indices, _train_group(group[0]["plan"], group)):
+            histories[i] = history
+    for job, history in zip(jobs, histories):
+        job["history"] = history
+        if job.get("on_done") is not None:
+            job["on_done"](history)
+    return histories
+
+
+# ----------------------------------------------------------------------------- deferring fits
+
+_PENDING = threading.local()
+
+
+def pending_fits():
+    """The list collecting deferred fits in this thread, or ``None`` when not deferring."""
+    return getattr(_PENDING, "jobs", None)
+
+
+@contextlib.contextmanager
+def deferred_fits():
+    """Collect the lane-trainable fits made inside the block; train them together at its end.
+
+    ``FastKerasClassifier.fit`` inside the block builds its network and
+    registers it here instead of training it; leaving the block trains all
+    registered networks as lanes and fills in their weights and histories.
+    Use the fitted estimators only after the block.  Fits of networks that
+    cannot be lane-trained run at once, as usual.
+    """
+    if pending_fits() is not None:
+        raise RuntimeError("deferred_fits blocks cannot be nested")
+    _PENDING.jobs = []
+    try:
+        yield _PENDING.jobs
+        jobs = _PENDING.jobs
+    finally:
+        _PENDING.jobs = None
+    train_jobs(jobs)
+
+
+# ----------------------------------------------------------------------------- replaying results
+
+_REPLAY = threading.local()
+
+
+def results_of(jobs: list) -> dict:
+    """``{key: (weights, history)}`` of trained jobs, for :func:`replaying`."""
+    return {
+        job["key"]: (job["model"].get_weights(), job["history"])
+        for job in jobs
+        if "history" in job
+    }
+
+
+@contextlib.contextmanager
+def replaying(results: dict):
+    """Inside the block, a lane fit whose result is in ``results`` takes it
+    instead of training.
+
+    ``results`` maps a job's key (a hash of everything its training depends
+    on: structure, lane values, initial weights, rows, labels, schedule and
+    seed) to the trained weights and history, as :func:`results_of` returns
+    them.  Since a lane's result does not depend on the lanes beside it, a
+    result trained in a batch of lanes elsewhere is exactly what training
+    this fit would give.  ``helpers.search`` uses it to train a search's
+    fits as lanes and then let scikit-learn's own search machinery score
+    them.
+    """
+    previous = getattr(_REPLAY, "results", None)
+    _REPLAY.results = results
+    try:
+        yield
+    finally:
+        _REPLAY.results = previous
+
+
+def replay(job: dict) -> bool:
+    """Give ``job`` its stored result if :func:`replaying` has one; say whether it did."""
+    results = getattr(_REPLAY, "results", None)
+    if not results or job["key"] not in results:
+        return False
+    weights, history = results[job["key"]]
+    model = job["model"]
+    model.set_weights(weights)
+    _store_metrics(model, history, len(job["X"]))
+    job["history"] = history
+    if job.get("on_done") is not None:
+        job["on_done"](history)
+    return True

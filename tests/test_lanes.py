@@ -1,0 +1,457 @@
+"""Lane training (helpers/lanes.py): many networks of one structure at once.
+
+What must hold: with dropout off a lane trains as the single-network path
+does (to float32 rounding); a lane's result does not depend on the lanes
+beside it (bit for bit), on how its epochs are split over graph calls, or on
+its position; its dropout masks are its own, reproducible from its seed, and
+keep units at the rate's probability.
+"""
+
+from __future__ import annotations
+
+import helpers  # noqa: F401  (first: fixes TensorFlow's kernels)
+
+# isort: split
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import lanes
+from helpers.lanes import deferred_fits, fit_lanes, lane_plan
+from helpers.models import build_convnet, build_mlp
+from helpers.training import FastKerasClassifier, fit_compiled
+
+
+def data(n, n_features=12, seed=0, n_classes=2):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_features)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(np.float32)
+    if n_classes > 2:
+        y = (np.abs(X[:, 0] * 2).astype(int) % n_classes).astype(np.float32)
+    return X, y
+
+
+def network(seed=0, **kw):
+    keras.utils.set_random_seed(seed)
+    kw.setdefault("n_features", 12)
+    kw.setdefault("hidden_units", (10, 6))
+    return build_mlp(**kw)
+
+
+def weights(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def assert_same_bits(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+# ------------------------------------------------------------------ lane_plan
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"hidden_dropout": 0.2, "input_dropout": 0.1, "max_norm": 3.0},
+        {"optimizer": "adam", "learning_rate": 0.001},
+        {"momentum": 0.0},
+        {"n_classes": 4},
+    ],
+)
+def test_the_books_networks_have_a_plan(kw):
+    assert lane_plan(network(**kw)) is not None
+
+
+def test_networks_differing_only_in_lane_values_share_a_key():
+    a = lane_plan(
+        network(hidden_dropout=0.2, max_norm=3.0, learning_rate=0.1)
+    )
+    b = lane_plan(
+        network(hidden_dropout=0.5, max_norm=2.0, learning_rate=0.01)
+    )
+    c = lane_plan(network(hidden_dropout=0.2, hidden_units=(11, 6)))
+    d = lane_plan(network(hidden_dropout=0.2, max_norm=None))
+    assert a.key == b.key
+    assert a.values["rates"] == [0.2, 0.2] and b.values["rates"] == [0.5, 0.5]
+    assert a.values["limits"] == [3.0, 3.0] and b.values["limits"] == [
+        2.0,
+        2.0,
+    ]
+    assert c.key != a.key and d.key != a.key
+
+
+def test_what_lanes_do_not_implement_has_no_plan():
+    schedule = keras.optimizers.schedules.InverseTimeDecay(0.1, 1, 0.01)
+    assert lane_plan(network(learning_rate=schedule)) is None
+    assert lane_plan(build_convnet(filters=(4, 4))) is None
+    clipped = network()
+    clipped.compile(
+        optimizer=keras.optimizers.SGD(0.01, clipnorm=1.0),
+        loss="binary_crossentropy",
+    )
+    assert lane_plan(clipped) is None
+    nesterov = network()
+    nesterov.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+        loss="binary_crossentropy",
+    )
+    assert lane_plan(nesterov) is None
+    trained = network()
+    X, y = data(40)
+    fit_compiled(trained, X, y, epochs=1, batch_size=16, seed=0)
+    assert lane_plan(trained) is None  # lanes start from a fresh optimizer
+
+
+# ----------------------------------------------- the single-network path's training
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"momentum": 0.9, "learning_rate": 0.1},
+        {"momentum": 0.0},
+        {"optimizer": "adam", "learning_rate": 0.01, "max_norm": 1.0},
+        {"n_classes": 3, "max_norm": 2.0},
+    ],
+    ids=["sgd-momentum", "sgd", "adam-maxnorm", "softmax"],
+)
+def test_without_dropout_a_lane_trains_as_fit_compiled(kw):
+    n_classes = kw.get("n_classes", 2)
+    X, y = data(45, n_classes=n_classes)  # 45 rows: a partial batch
+    single, lane = network(3, **kw), network(3, **kw)
+    expected = fit_compiled(single, X, y, epochs=3, batch_size=16, seed=5)
+    (history,) = fit_lanes(
+        [lane], [X], [y], epochs=3, batch_size=16, seeds=[5]
+    )
+    for a, b in zip(single.get_weights(), lane.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    for name in ("loss", "accuracy"):
+        np.testing.assert_allclose(history[name], expected[name], rtol=1e-5)
+    assert int(lane.optimizer.iterations.numpy()) == 3 * 3
+
+
+def test_the_model_is_left_as_training_leaves_it():
+    X, y = data(40)
+    single = network(1, momentum=0.9)
+    lane = network(1, momentum=0.9)
+    fit_compiled(single, X, y, epochs=2, batch_size=16, seed=2)
+    fit_lanes([lane], [X], [y], epochs=2, batch_size=16, seeds=[2])
+    for a, b in zip(single.optimizer.momentums, lane.optimizer.momentums):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-7)
+    p_single = single(X, training=False).numpy()
+    p_lane = lane(X, training=False).numpy()
+    np.testing.assert_allclose(p_lane, p_single, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------ lanes are independent
+
+DROPOUT = {"hidden_dropout": 0.3, "input_dropout": 0.2, "max_norm": 3.0}
+
+
+def alone_and_together(kw, sizes, rates=None):
+    """Train lane 0 alone, then beside others (other data, seeds, sizes)."""
+    Xs, ys = zip(*(data(n, seed=i) for i, n in enumerate(sizes)))
+    rates = rates or [kw.get("hidden_dropout", 0.0)] * len(sizes)
+    alone = network(0, **kw)
+    fit_lanes([alone], [Xs[0]], [ys[0]], epochs=4, batch_size=16, seeds=[11])
+    group = [
+        network(i, **{**kw, "hidden_dropout": r}) for i, r in enumerate(rates)
+    ]
+    seeds = [11] + [20 + i for i in range(1, len(sizes))]
+    fit_lanes(group, Xs, ys, epochs=4, batch_size=16, seeds=seeds)
+    return weights(alone), [weights(m) for m in group]
+
+
+@pytest.mark.parametrize("kw", [{}, DROPOUT], ids=["no-dropout", "dropout"])
+def test_a_lanes_result_does_not_depend_on_the_lanes_beside_it(kw):
+    # 50 and 51 rows: training sets one row apart, as a k-fold split makes
+    # them; 70 rows: more batches per epoch (the lanes are "ragged"), and 20
+    # fewer.
+    alone, together = alone_and_together(kw, [50, 51, 70, 50])
+    assert_same_bits(alone, together[0])
+    alone, together = alone_and_together(kw, [50, 20])
+    assert_same_bits(alone, together[0])
+
+
+def test_lanes_with_other_rates_and_learning_rates_leave_a_lane_alone():
+    alone, together = alone_and_together(
+        DROPOUT, [50, 50, 50], [0.3, 0.0, 0.6]
+    )
+    assert_same_bits(alone, together[0])
+    X, y = data(50)
+    a = network(0, learning_rate=0.05)
+    fit_lanes([a], [X], [y], epochs=3, batch_size=16, seeds=[1])
+    b = [network(0, learning_rate=0.05), network(0, learning_rate=0.2)]
+    fit_lanes(b, [X, X], [y, y], epochs=3, batch_size=16, seeds=[1, 1])
+    assert_same_bits(weights(a), weights(b[0]))
+    assert not np.array_equal(weights(b[0])[0], weights(b[1])[0])
+
+
+def test_splitting_the_epochs_over_graph_calls_changes_nothing(monkeypatch):
+    X, y = data(50)
+    whole = network(0, **DROPOUT)
+    fit_lanes([whole], [X], [y], epochs=5, batch_size=16, seeds=[3])
+    monkeypatch.setattr(lanes, "MASK_BYTES_PER_CALL", 1)  # one epoch a call
+    split = network(0, **DROPOUT)
+    fit_lanes([split], [X], [y], epochs=5, batch_size=16, seeds=[3])
+    assert_same_bits(weights(whole), weights(split))
+
+
+# ------------------------------------------------------------ dropout masks
+
+
+def test_masks_keep_units_at_the_rates_probability():
+    rng = np.random.default_rng(0)
+    (mask,) = lanes._lane_masks(rng, 1000, 20, [50], [0.3])
+    kept = mask.mean()
+    # a million Bernoulli(0.7) draws: standard error 0.00046
+    assert abs(kept - 0.7) < 0.003, kept
+    # no unit and no row is favoured: 20,000 draws per unit (standard
+    # error 0.0032) and 1,000 per row (0.0145), bands of five errors
+    assert np.abs(mask.mean(axis=(0, 1)) - 0.7).max() < 0.016
+    assert np.abs(mask.mean(axis=(0, 2)) - 0.7).max() < 0.073
+
+
+def test_each_lane_has_its_own_masks_and_reproduces_from_its_seed():
+    X, y = data(50)
+    runs = []
+    for seeds in ([1, 2], [1, 2]):
+        models = [network(0, **DROPOUT), network(0, **DROPOUT)]
+        fit_lanes(
+            models, [X, X], [y, y], epochs=3, batch_size=16, seeds=seeds
+        )
+        runs.append([weights(m) for m in models])
+    assert_same_bits(runs[0][0], runs[1][0])
+    assert_same_bits(runs[0][1], runs[1][1])
+    # same initial weights and rows, other seed: other shuffles and masks
+    assert not np.array_equal(runs[0][0][0], runs[0][1][0])
+
+
+def test_dropout_changes_training():
+    X, y = data(50)
+    plain, dropped = network(0), network(0, hidden_dropout=0.5)
+    fit_lanes([plain], [X], [y], epochs=2, batch_size=16, seeds=[0])
+    fit_lanes([dropped], [X], [y], epochs=2, batch_size=16, seeds=[0])
+    assert not np.array_equal(weights(plain)[0], weights(dropped)[0])
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_input_is_a_clear_error():
+    X, y = data(30)
+    with pytest.raises(ValueError, match="one entry per network"):
+        fit_lanes([network()], [X, X], [y], epochs=1, batch_size=8, seeds=[0])
+    with pytest.raises(
+        ValueError, match=r"models\[0\] cannot be trained as a lane"
+    ):
+        fit_lanes(
+            [build_convnet(filters=(4, 4))],
+            [X],
+            [y],
+            epochs=1,
+            batch_size=8,
+            seeds=[0],
+        )
+    with pytest.raises(ValueError, match="takes 12 features; X has 5"):
+        fit_lanes(
+            [network()], [X[:, :5]], [y], epochs=1, batch_size=8, seeds=[0]
+        )
+    with pytest.raises(ValueError, match="epochs"):
+        fit_lanes([network()], [X], [y], epochs=0, batch_size=8, seeds=[0])
+    with pytest.raises(ValueError, match="one label per row"):
+        fit_lanes(
+            [network()], [X], [y[:-1]], epochs=1, batch_size=8, seeds=[0]
+        )
+
+
+# ------------------------------------------------------ deferred fits (CV)
+
+
+def classifier(seed):
+    return FastKerasClassifier(
+        model=build_mlp,
+        model__n_features=12,
+        model__hidden_units=(8,),
+        model__hidden_dropout=0.25,
+        epochs=3,
+        batch_size=16,
+        verbose=0,
+        random_state=seed,
+    )
+
+
+def test_fits_deferred_together_equal_fits_made_one_at_a_time():
+    X, y = data(60)
+    alone = [classifier(s).fit(X[: 40 + s], y[: 40 + s]) for s in range(3)]
+    with deferred_fits() as pending:
+        together = [
+            classifier(s).fit(X[: 40 + s], y[: 40 + s]) for s in range(3)
+        ]
+        assert len(pending) == 3
+    for a, b in zip(alone, together):
+        assert_same_bits(a.model_.get_weights(), b.model_.get_weights())
+        assert a.history_["loss"] == b.history_["loss"]
+        np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_deferred_blocks_do_not_nest():
+    with deferred_fits():
+        with pytest.raises(RuntimeError, match="cannot be nested"):
+            with deferred_fits():
+                pass
+
+
+# ------------------------------------------- cross-validation through lanes
+
+
+def pipeline(rate):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    network_ = classifier(0).set_params(model__hidden_dropout=rate)
+    return Pipeline([("scale", StandardScaler()), ("model", network_)])
+
+
+def test_a_folds_score_does_not_depend_on_n_jobs_or_on_its_company():
+    from helpers.cv import cross_validate_many, cross_validate_model
+
+    X, y = data(90)
+    one = cross_validate_model(
+        pipeline(0.25), X, y, n_splits=3, seed=4, n_jobs=1
+    )
+    two = cross_validate_model(
+        pipeline(0.25), X, y, n_splits=3, seed=4, n_jobs=2
+    )
+    np.testing.assert_array_equal(one.scores, two.scores)
+    grid = {f"rate {r}": pipeline(r) for r in (0.0, 0.25, 0.5)}
+    many = cross_validate_many(grid, X, y, n_splits=3, seed=4, n_jobs=2)
+    assert list(many) == list(grid)
+    np.testing.assert_array_equal(many["rate 0.25"].scores, one.scores)
+    # ... and each fold scores as its pipeline fitted alone, outside any lanes
+    from helpers.cv import fold_seeds, make_splits, seeded
+
+    splits = make_splits(y, n_splits=3, seed=4)
+    for (train, test), s, score in zip(
+        splits, fold_seeds(4, 3), one.scores.ravel()
+    ):
+        model = seeded(pipeline(0.25), s).fit(X[train], y[train])
+        assert model.score(X[test], y[test]) == score
+
+
+def test_cross_validate_many_rejects_an_empty_grid():
+    from helpers.cv import cross_validate_many
+
+    X, y = data(30)
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        cross_validate_many({}, X, y)
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        cross_validate_many([pipeline(0.1)], X, y)
+
+
+def test_lanes_false_trains_with_fit_compiled():
+    X, y = data(40)
+    off = classifier(3).set_params(lanes=False).fit(X, y)
+    on = classifier(3).fit(X, y)
+    keras.utils.set_random_seed(3)  # as FastKerasClassifier does to build
+    network_ = build_mlp(
+        n_features=12, hidden_units=(8,), hidden_dropout=0.25
+    )
+    fit_compiled(network_, X, y, epochs=3, batch_size=16, seed=3)
+    assert_same_bits(off.model_.get_weights(), network_.get_weights())
+    assert not np.array_equal(
+        off.model_.get_weights()[0], on.model_.get_weights()[0]
+    )
+
+
+# ------------------------------------------------ searches trained as lanes
+
+
+def small_search(kind="grid"):
+    from helpers.search import make_search
+
+    space = {
+        "model__model__hidden_dropout": [0.0, 0.25, 0.5],
+        "model__model__learning_rate": [0.01, 0.1],
+    }
+    if kind == "random":
+        import scipy.stats
+
+        space = {
+            "model__model__hidden_dropout": scipy.stats.uniform(0.0, 0.5),
+            "model__model__learning_rate": [0.01, 0.1],
+        }
+        return make_search(
+            pipeline(0.25),
+            space,
+            kind="random",
+            n_iter=4,
+            n_splits=3,
+            seed=5,
+            n_jobs=2,
+        )
+    return make_search(pipeline(0.25), space, n_splits=3, seed=5, n_jobs=2)
+
+
+@pytest.mark.parametrize("kind", ["grid", "random"])
+def test_a_search_trained_as_lanes_equals_the_search_alone(kind):
+    from helpers.search import run_search, search_scores
+
+    X, y = data(90)
+    through_lanes = run_search(small_search(kind), X, y)
+    alone = small_search(kind).set_params(n_jobs=1).fit(X, y)  # sklearn's own
+    np.testing.assert_array_equal(
+        search_scores(through_lanes), search_scores(alone)
+    )
+    assert through_lanes.best_params_ == alone.best_params_
+    assert_same_bits(
+        through_lanes.best_estimator_[-1].model_.get_weights(),
+        alone.best_estimator_[-1].model_.get_weights(),
+    )
+
+
+def test_nested_search_trained_as_lanes_equals_the_loop_it_replaces():
+    from sklearn.base import clone
+
+    from helpers.cv import make_splits
+    from helpers.search import nested_cross_validate
+
+    X, y = data(90)
+    nested = nested_cross_validate(small_search(), X, y, n_splits=3, seed=2)
+    for k, (train, test) in enumerate(make_splits(y, n_splits=3, seed=2)):
+        fold = (
+            clone(small_search()).set_params(n_jobs=1).fit(X[train], y[train])
+        )
+        assert fold.best_params_ == nested.best_params[k]
+        assert fold.best_score_ == nested.inner_best_scores[k]
+        assert fold.score(X[test], y[test]) == nested.result.scores[0, k]
+
+
+def test_replaying_needs_the_very_same_fit():
+    from helpers.lanes import replaying
+
+    X, y = data(60)
+    trained = classifier(1).fit(X, y)
+    with deferred_fits() as pending:
+        classifier(1).fit(X, y)
+        (job,) = pending
+    # stored under the key of (initial weights, rows, labels, settings)
+    from helpers.lanes import results_of
+
+    results = results_of(pending)
+    assert len(results) == 1
+    with replaying(results):
+        replayed = classifier(1).fit(X, y)
+        other_rows = classifier(1).fit(X[:-1], y[:-1])
+    assert_same_bits(
+        replayed.model_.get_weights(), trained.model_.get_weights()
+    )
+    assert replayed.history_["loss"] == trained.history_["loss"]
+    fresh = classifier(1).fit(X[:-1], y[:-1])
+    assert_same_bits(
+        other_rows.model_.get_weights(), fresh.model_.get_weights()
+    )
