@@ -10,8 +10,10 @@
    first with every fold trained on its own by the compiled driver
    (``fit_compiled``, the "single-network path", ``lanes=False``), then with
    each worker's folds trained together as lanes (``helpers/lanes.py``, the
-   default).  Each timed twice: "cold" includes starting the workers (the
-   first call in a fresh notebook), "warm" reuses them.  Then a grid of 24
+   default).  Each timed twice: the single path's first call ("cold")
+   includes starting the workers (the first call in a fresh notebook), the
+   lanes' first call finds them running and traces the lane graphs; "warm"
+   reuses everything.  Then a grid of 24
    configurations of the hidden-dropout network (6 dropout rates x 4 max-norm
    limits) x 10 folds with ``cross_validate_many``, by each path, with the mean
    accuracies of both (they differ only by the luck of the dropout masks).
@@ -202,6 +204,29 @@ def numpy_floor(X, y) -> tuple[float, float]:
             h = np.maximum(h, 0) if i < 2 else h
         accuracies.append(float(((h[:, 0] > 0) == (y[test] == 1)).mean()))
     return time.perf_counter() - start, float(np.mean(accuracies))
+
+
+def _commit() -> str:
+    """The checked-out commit, with "+changes" if the working tree differs."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
 
 
 def agreement(X, y, repeats: int) -> dict:
@@ -499,6 +524,8 @@ def main() -> int:
     print(f"    {time.perf_counter() - started:.1f} s", flush=True)
 
     results = {
+        "commit": _commit(),
+        "measured": time.strftime("%Y-%m-%d"),
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),
@@ -552,7 +579,7 @@ def main() -> int:
         ("tutorial's way", t_tutorial, acc_tutorial),
         ("single-network path, cold", t_single_cold, acc_single),
         ("single-network path, warm", t_single, acc_single),
-        ("book's way (lanes), cold", t_cold, acc_book),
+        ("book's way (lanes), first call", t_cold, acc_book),
         ("book's way (lanes), warm", t_warm, acc_book),
         ("NumPy floor, 1 process", t_numpy, acc_numpy),
     ]

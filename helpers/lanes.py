@@ -263,7 +263,43 @@ def _stepper(plan: LanePlan, ragged: bool):
                 j += 1
         return h  # the output layer's logits
 
-    @tf.function(jit_compile=False, reduce_retracing=True)
+    # One trace per structure, with every size that varies between calls
+    # (lanes, steps, rows) left unknown.  Traced for the shapes of its first
+    # call instead, a graph can be rewritten differently from one traced
+    # later for other shapes, and the lanes' numbers would depend on what the
+    # process trained before (measured: a grid search scored differently in
+    # one process than on two workers).
+    def spec(*shape, dtype=tf.float32):
+        return tf.TensorSpec(shape, dtype)
+
+    n_features = plan.ops[0]
+    param_specs, fan_in = [], n_features
+    for op in dense_ops:
+        param_specs += [spec(None, fan_in, op[1]), spec(None, 1, op[1])]
+        fan_in = op[1]
+    n_slots = {"sgd-momentum": 1, "sgd": 0, "adam": 2}[plan.optimizer]
+    widths = _dropout_widths(plan)
+    hyper_names = ["learning_rate"] + (
+        ["momentum"] if plan.optimizer == "sgd-momentum" else []
+    )
+    signature = [
+        (
+            param_specs,
+            [tuple(p for _ in range(n_slots)) for p in param_specs],
+            spec(None, 1, 1),
+        ),
+        spec(None, None, n_features),
+        spec(None, None),
+        spec(None, None, None, dtype=tf.int32),
+        spec(None, None, None),
+        spec(None, None, dtype=tf.bool),
+        [spec(None, None, None, w, dtype=tf.bool) for w in widths],
+        [spec(None, 1, 1) for _ in widths],
+        {name: spec(None, 1, 1) for name in hyper_names},
+        [spec(None, 1, 1) for op in dense_ops if op[3]],
+    ]
+
+    @tf.function(jit_compile=False, input_signature=signature)
     def run(state, X, Y, orders, valid, active, masks, scales, hyper, limits):
         params, slots, t = state
         n_steps = tf.shape(orders)[1]
@@ -474,6 +510,8 @@ def _train_group(plan: LanePlan, jobs: list) -> list[dict]:
     chunk = max(
         1, min(epochs, MASK_BYTES_PER_CALL // max(mask_bytes_per_epoch, 1))
     )
+    from helpers.training import _graph_optimizer_off
+
     run = _stepper(plan, ragged)
     X_t, Y_t = tf.constant(X), tf.constant(Y)
     loss_sums, hit_sums = [], []
@@ -487,18 +525,19 @@ def _train_group(plan: LanePlan, jobs: list) -> list[dict]:
             )
             for j, m in enumerate(drawn):
                 masks[j][k, :, : sizes[k]] = m
-        state, losses, hits = run(
-            state,
-            X_t,
-            Y_t,
-            tf.constant(orders[:, start:stop].reshape(K, T, bs)),
-            tf.constant(valid[:, start:stop].reshape(K, T, bs)),
-            tf.constant(active[:, start:stop].reshape(K, T)),
-            [tf.constant(m.reshape(K, T, bs, -1)) for m in masks],
-            scales,
-            hyper,
-            limits,
-        )
+        with _graph_optimizer_off():
+            state, losses, hits = run(
+                state,
+                X_t,
+                Y_t,
+                tf.constant(orders[:, start:stop].reshape(K, T, bs)),
+                tf.constant(valid[:, start:stop].reshape(K, T, bs)),
+                tf.constant(active[:, start:stop].reshape(K, T)),
+                [tf.constant(m.reshape(K, T, bs, -1)) for m in masks],
+                scales,
+                hyper,
+                limits,
+            )
         loss_sums.append(losses.numpy().reshape(E, S, K).sum(axis=1))
         hit_sums.append(hits.numpy().reshape(E, S, K).sum(axis=1))
     params, slots, t = state
