@@ -493,6 +493,33 @@ def _score_folds(estimators, X, y, fits, scoring, caller_pid):
 FOLDS_PER_DASK_TASK = 5
 
 
+def _deal_out(task, estimators, X, y, fits, *args, n_jobs, scheduler):
+    """Run ``task(estimators, X, y, share_of_fits, *args, caller_pid)`` on the workers.
+
+    One task per worker process, each training its share of the fits
+    together (as lanes, when the estimator allows); on a cluster, a few fits
+    per task.  Fits are dealt out in turn, so that every task gets its share
+    of each estimator (and of the slow ones).  Returns ``(share, result)``
+    pairs, ``share`` being the indices into ``fits``.
+    """
+    if scheduler is None:
+        n_tasks = min(n_jobs, len(fits))
+    else:
+        n_tasks = -(-len(fits) // FOLDS_PER_DASK_TASK)
+    shares = [list(range(t, len(fits), n_tasks)) for t in range(n_tasks)]
+    tasks = [
+        delayed(task)(
+            estimators, X, y, [fits[i] for i in share], *args, os.getpid()
+        )
+        for share in shares
+    ]
+    with compute_on(scheduler, n_jobs=n_jobs, scatter=[X, y]):
+        results = Parallel(n_jobs=None if scheduler is not None else n_jobs)(
+            tasks
+        )
+    return list(zip(shares, results))
+
+
 def cross_validate_model(
     estimator,
     X,
@@ -618,32 +645,17 @@ def cross_validate_many(
         for e in range(len(names))
         for (train, test), s in zip(splits, seeds)
     ]
-    # One task per worker process, each training its share of the fits
-    # together (as lanes, when the estimator allows); on a cluster, a few
-    # fits per task.  Fits are dealt out in turn, so that every task gets
-    # its share of each estimator (and of the slow ones).
-    if scheduler is None:
-        n_tasks = min(n_jobs, len(fits))
-    else:
-        n_tasks = -(-len(fits) // FOLDS_PER_DASK_TASK)
-    shares = [list(range(t, len(fits), n_tasks)) for t in range(n_tasks)]
-    tasks = [
-        delayed(_score_folds)(
-            [estimators[n] for n in names],
-            X,
-            y,
-            [fits[i] for i in share],
-            scoring,
-            os.getpid(),
-        )
-        for share in shares
-    ]
-    with compute_on(scheduler, n_jobs=n_jobs, scatter=[X, y]):
-        results = Parallel(n_jobs=None if scheduler is not None else n_jobs)(
-            tasks
-        )
     scores = np.empty(len(fits))
-    for share, result in zip(shares, results):
+    for share, result in _deal_out(
+        _score_folds,
+        [estimators[n] for n in names],
+        X,
+        y,
+        fits,
+        scoring,
+        n_jobs=n_jobs,
+        scheduler=scheduler,
+    ):
         scores[share] = result
     scores = scores.reshape(len(names), n_repeats, n_splits)
     return {
@@ -685,22 +697,15 @@ def train_as_lanes(
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     if not fits:
         return {}
-    if scheduler is None:
-        n_tasks = min(n_jobs, len(fits))
-    else:
-        n_tasks = -(-len(fits) // FOLDS_PER_DASK_TASK)
-    shares = [list(range(t, len(fits), n_tasks)) for t in range(n_tasks)]
-    tasks = [
-        delayed(_train_for_replay)(
-            estimators, X, y, [fits[i] for i in share], os.getpid()
-        )
-        for share in shares
-    ]
-    with compute_on(scheduler, n_jobs=n_jobs, scatter=[X, y]):
-        parts = Parallel(n_jobs=None if scheduler is not None else n_jobs)(
-            tasks
-        )
     results: dict = {}
-    for part in parts:
+    for _, part in _deal_out(
+        _train_for_replay,
+        estimators,
+        X,
+        y,
+        fits,
+        n_jobs=n_jobs,
+        scheduler=scheduler,
+    ):
         results.update(part)
     return results

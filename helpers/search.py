@@ -24,6 +24,7 @@ module adds what the tuning chapter needs around them:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import numbers
@@ -524,16 +525,18 @@ def nested_cross_validate(
     scores, chosen, inner = [], [], []
     first_train = splits[0][0]
     first_inner = next(iter(search.cv.split(X[first_train], y[first_train])))
-    if _trains_as_lanes(
+    lanes = _trains_as_lanes(
         search, X[first_train], y[first_train], first_inner[0]
-    ):
+    )
+    if lanes:
         # Every inner fit of every outer fold, trained as lanes in one go;
         # then each outer fold's search replays its own.
+        candidates = range(len(_candidates(search)))
         fits = [
             (c, train[inner_train])
             for train, _ in splits
             for inner_train, _ in search.cv.split(X[train], y[train])
-            for c in range(len(_candidates(search)))
+            for c in candidates
         ]
         results = train_as_lanes(
             _candidate_estimators(search),
@@ -543,30 +546,27 @@ def nested_cross_validate(
             n_jobs=search.n_jobs,
             scheduler=scheduler,
         )
-        for train, test in splits:
-            fold_search = _replay(clone(search), X[train], y[train], results)
-            scores.append(
-                scorer(fold_search.best_estimator_, X[test], y[test])
-            )
-            chosen.append(dict(fold_search.best_params_))
-            inner.append(fold_search.best_score_)
-        return NestedResult(
-            result=CVResult(
-                name=name or f"nested {type(search).__name__}",
-                scores=np.asarray(scores, dtype=float).reshape(1, n_splits),
-                seed=seed,
-            ),
-            best_params=tuple(chosen),
-            inner_best_scores=np.asarray(inner, dtype=float),
-        )
-    with compute_on(scheduler, n_jobs=search.n_jobs) as client:
+    # The replays and refits run here, in this process; only the searches
+    # that are not replayed send their fits out.
+    where = (
+        contextlib.nullcontext()
+        if lanes
+        else compute_on(scheduler, n_jobs=search.n_jobs)
+    )
+    with where as client:
         for train, test in splits:
             X_train, y_train = X[train], y[train]
-            # Each outer fold's training rows go to every worker once (see compute_on).
-            with compute_on(
-                client, n_jobs=search.n_jobs, scatter=[X_train, y_train]
-            ):
-                fold_search = clone(search).fit(X_train, y_train)
+            if lanes:
+                fold_search = _replay(
+                    clone(search), X_train, y_train, results
+                )
+            else:
+                # Each outer fold's training rows go to every worker once
+                # (see compute_on).
+                with compute_on(
+                    client, n_jobs=search.n_jobs, scatter=[X_train, y_train]
+                ):
+                    fold_search = clone(search).fit(X_train, y_train)
             scores.append(
                 scorer(fold_search.best_estimator_, X[test], y[test])
             )

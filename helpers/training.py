@@ -76,16 +76,14 @@ class _DropDriverRetracingWarning(logging.Filter):
     ``_driver_for``) traces a new driver by design; a chapter comparing many
     configurations, such as the tips chapter, would otherwise show the
     warning (meant for functions retraced by accident in a loop) from the
-    sixth structure on.  The lanes' step function (``helpers/lanes.py``)
-    is traced again for each new number of lanes or steps, by design too.
-    Warnings about any other function still get through.
+    sixth structure on.  Warnings about any other function still get through.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return not (
             "triggered tf.function retracing" in message
-            and ("_make_driver" in message or "_stepper" in message)
+            and "_make_driver" in message
         )
 
 
