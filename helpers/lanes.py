@@ -626,7 +626,9 @@ def make_job(
     y = y.astype(np.float32)
     first = min(batch_size, len(X))
     # Create the optimizer's and metrics' variables, as fit() does first.
-    model._symbolic_build(data_batch=(X[:first], y[:first]))
+    from helpers.training import build_training_state
+
+    build_training_state(model, X[:first], y[:first])
     return dict(
         model=model,
         X=X,

@@ -24,10 +24,10 @@ module adds what the tuning chapter needs around them:
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import inspect
 import numbers
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +44,8 @@ from sklearn.model_selection import (
 
 from helpers.cv import (
     CVResult,
+    _configure_worker,
+    _deal_out,
     compute_on,
     fold_seeds,
     make_splits,
@@ -432,6 +434,40 @@ def _replay(search, X, y, results: dict):
     return search
 
 
+def _choose_in_folds(searches, X, y, trains, caller_pid):
+    """For each outer training set, the winner of ``searches[0]`` run on it:
+    ``(best_index_, best_params_, best_score_)``.
+
+    All the searches' fits train as lanes together, then each search replays
+    its own (see :func:`_replay`), so the choice is scikit-learn's.
+    """
+    from helpers.lanes import deferred_fits, results_of
+
+    if os.getpid() != caller_pid:
+        _configure_worker()
+    (search,) = searches
+    candidates = _candidate_estimators(search)
+    with deferred_fits() as pending:
+        for train in trains:
+            for inner_train, _ in search.cv.split(X[train], y[train]):
+                rows = train[inner_train]
+                for candidate in candidates:
+                    clone(candidate).fit(X[rows], y[rows])
+    results = results_of(pending)
+    chosen = []
+    for train in trains:
+        fold_search = clone(search).set_params(refit=False)
+        _replay(fold_search, X[train], y[train], results)
+        chosen.append(
+            (
+                int(fold_search.best_index_),
+                fold_search.best_params_,
+                float(fold_search.best_score_),
+            )
+        )
+    return chosen
+
+
 @dataclass(frozen=True)
 class NestedResult:
     """What nested cross-validation of a search found.
@@ -504,8 +540,11 @@ def nested_cross_validate(
     seed
         Fixes the outer folds (the inner ones are fixed by the search's).
     scheduler
-        Where the inner searches run (:func:`helpers.cv.compute_on`); the outer
-        loop and the refits run in this process.
+        Where the inner searches run (:func:`helpers.cv.compute_on`).  When
+        the network trains as lanes, every inner fit and then every outer
+        fold's refit of its winner train there, and the searches replay
+        them in this process; otherwise the outer loop and the refits run
+        here.
     name
         Label of the result.
 
@@ -529,49 +568,59 @@ def nested_cross_validate(
         search, X[first_train], y[first_train], first_inner[0]
     )
     if lanes:
-        # Every inner fit of every outer fold, trained as lanes in one go;
-        # then each outer fold's search replays its own.
-        candidates = range(len(_candidates(search)))
-        fits = [
-            (c, train[inner_train])
-            for train, _ in splits
-            for inner_train, _ in search.cv.split(X[train], y[train])
-            for c in candidates
-        ]
-        results = train_as_lanes(
-            _candidate_estimators(search),
+        from helpers.lanes import replaying
+
+        # Each worker takes its share of the outer folds, trains all their
+        # inner fits as lanes at once and replays each fold's search on them
+        # (scikit-learn's own, without the refit) to learn its winner; then
+        # the winners' refits on the outer training rows train as lanes
+        # together, and are replayed and scored here.
+        candidates = _candidate_estimators(search)
+        best = [None] * n_splits
+        for share, part in _deal_out(
+            _choose_in_folds,
+            [search],
             X,
             y,
-            fits,
+            [train for train, _ in splits],
+            n_jobs=search.n_jobs,
+            scheduler=scheduler,
+        ):
+            for i, chosen_here in zip(share, part):
+                best[i] = chosen_here
+        refits = train_as_lanes(
+            candidates,
+            X,
+            y,
+            [(b[0], t) for b, (t, _) in zip(best, splits)],
             n_jobs=search.n_jobs,
             scheduler=scheduler,
         )
-    # The replays and refits run here, in this process; only the searches
-    # that are not replayed send their fits out.
-    where = (
-        contextlib.nullcontext()
-        if lanes
-        else compute_on(scheduler, n_jobs=search.n_jobs)
-    )
-    with where as client:
-        for train, test in splits:
-            X_train, y_train = X[train], y[train]
-            if lanes:
-                fold_search = _replay(
-                    clone(search), X_train, y_train, results
-                )
-            else:
+        with replaying(refits):
+            for (index, params, best_score), (train, test) in zip(
+                best, splits
+            ):
+                # What the search's own refit does: a fresh clone of the
+                # winning candidate, fitted on all the rows it searched.
+                winner = clone(candidates[index]).fit(X[train], y[train])
+                scores.append(scorer(winner, X[test], y[test]))
+                chosen.append(dict(params))
+                inner.append(best_score)
+    else:
+        with compute_on(scheduler, n_jobs=search.n_jobs) as client:
+            for train, test in splits:
+                X_train, y_train = X[train], y[train]
                 # Each outer fold's training rows go to every worker once
                 # (see compute_on).
                 with compute_on(
                     client, n_jobs=search.n_jobs, scatter=[X_train, y_train]
                 ):
                     fold_search = clone(search).fit(X_train, y_train)
-            scores.append(
-                scorer(fold_search.best_estimator_, X[test], y[test])
-            )
-            chosen.append(dict(fold_search.best_params_))
-            inner.append(fold_search.best_score_)
+                scores.append(
+                    scorer(fold_search.best_estimator_, X[test], y[test])
+                )
+                chosen.append(dict(fold_search.best_params_))
+                inner.append(fold_search.best_score_)
     return NestedResult(
         result=CVResult(
             name=name or f"nested {type(search).__name__}",

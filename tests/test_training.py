@@ -11,6 +11,8 @@ report the same per-epoch loss and accuracy.
 
 from __future__ import annotations
 
+import re
+
 import helpers  # noqa: F401  (first: it fixes TensorFlow's kernels before keras imports it)
 
 # isort: split
@@ -886,3 +888,70 @@ class _Recorder(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         return np.full(len(X), self.classes_[0])
+
+
+@pytest.mark.parametrize(
+    "builder, n_features, labels",
+    [
+        (build_baseline, 60, "binary"),
+        (
+            lambda: build_mlp(max_norm=3.0, optimizer="adam"),
+            60,
+            "binary",
+        ),
+        (lambda: build_mlp(n_features=64, n_classes=10), 64, "classes"),
+        (build_convnet, 64, "classes"),
+    ],
+    ids=["baseline", "adam-maxnorm", "softmax", "convnet"],
+)
+def test_build_training_state_creates_what_keras_symbolic_build_creates(
+    builder, n_features, labels
+):
+    from helpers.training import build_training_state
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16, n_features)).astype("float32")
+    y = (
+        (X[:, 0] > 0).astype("float32")
+        if labels == "binary"
+        else rng.integers(0, 10, size=16)
+    )
+    ours, theirs = builder(), builder()
+    assert not ours.optimizer.built
+    build_training_state(ours, X, y)
+    theirs._symbolic_build(data_batch=(X, y))
+
+    def described(variables):
+        # Layer and optimizer names carry a per-instance number (sgd, sgd_1),
+        # so compare what each variable is: its own name, shape and type.
+        return [
+            (re.sub(r"_\d+", "", v.name), tuple(v.shape), v.dtype)
+            for v in variables
+        ]
+
+    assert ours.optimizer.built
+    assert described(ours.optimizer.variables) == described(
+        theirs.optimizer.variables
+    )
+    assert described(ours.metrics_variables) == described(
+        theirs.metrics_variables
+    )
+    assert list(ours.get_metrics_result()) == list(
+        theirs.get_metrics_result()
+    )
+    # and a model built this way trains exactly as one built Keras' way
+    theirs.set_weights(ours.get_weights())
+    a = fit_compiled(ours, X, y, epochs=2, batch_size=8, seed=1)
+    b = fit_compiled(theirs, X, y, epochs=2, batch_size=8, seed=1)
+    assert a == b
+    assert_same_weights(ours, theirs)
+
+
+def test_build_training_state_falls_back_for_a_model_without_declared_output():
+    from helpers.training import build_training_state
+
+    model = keras.Sequential([keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    X = np.zeros((4, 3), "float32")
+    build_training_state(model, X, np.zeros(4, "float32"))
+    assert model.built and model.optimizer.built
