@@ -70,20 +70,24 @@ def epoch_orders(n_samples: int, epochs: int, seed: int | None) -> np.ndarray:
 
 
 class _DropDriverRetracingWarning(logging.Filter):
-    """Keep TensorFlow's "triggered tf.function retracing" warning about our driver quiet.
+    """Keep TensorFlow's "triggered tf.function retracing" warning about our
+    training functions quiet.
 
     Every new network structure (and every model that cannot be cached, see
-    ``_driver_for``) traces a new driver by design; a chapter comparing many
-    configurations, such as the tips chapter, would otherwise show the
+    ``_driver_for``) traces a new driver, and every new lane structure a new
+    step function (``helpers.lanes._stepper``), by design; a chapter comparing
+    many configurations, such as the tips chapter, would otherwise show the
     warning (meant for functions retraced by accident in a loop) from the
     sixth structure on.  Warnings about any other function still get through.
     """
+
+    OURS = ("_make_driver", "_stepper.<locals>.run")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return not (
             "triggered tf.function retracing" in message
-            and "_make_driver" in message
+            and any(name in message for name in self.OURS)
         )
 
 

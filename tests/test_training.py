@@ -11,6 +11,7 @@ report the same per-epoch loss and accuracy.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import helpers  # noqa: F401  (first: it fixes TensorFlow's kernels before keras imports it)
@@ -955,3 +956,29 @@ def test_build_training_state_falls_back_for_a_model_without_declared_output():
     X = np.zeros((4, 3), "float32")
     build_training_state(model, X, np.zeros(4, "float32"))
     assert model.built and model.optimizer.built
+
+
+@pytest.mark.parametrize(
+    "function, kept",
+    [
+        ("<function _make_driver.<locals>.run at 0x7f>", False),
+        ("<function _stepper.<locals>.run at 0x7f>", False),
+        ("<function my_loop.<locals>.step at 0x7f>", True),
+    ],
+)
+def test_retracing_warnings_are_dropped_only_for_the_books_training_functions(
+    function, kept
+):
+    from helpers.training import _DropDriverRetracingWarning
+
+    record = logging.LogRecord(
+        "tensorflow",
+        logging.WARNING,
+        __file__,
+        1,
+        f"5 out of the last 6 calls to {function} triggered tf.function "
+        "retracing. Tracing is expensive ...",
+        None,
+        None,
+    )
+    assert _DropDriverRetracingWarning().filter(record) is kept
