@@ -27,7 +27,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import numbers
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,8 +43,8 @@ from sklearn.model_selection import (
 
 from helpers.cv import (
     CVResult,
-    _configure_worker,
     _deal_out,
+    _train_for_replay,
     compute_on,
     fold_seeds,
     make_splits,
@@ -441,19 +440,15 @@ def _choose_in_folds(searches, X, y, trains, caller_pid):
     All the searches' fits train as lanes together, then each search replays
     its own (see :func:`_replay`), so the choice is scikit-learn's.
     """
-    from helpers.lanes import deferred_fits, results_of
-
-    if os.getpid() != caller_pid:
-        _configure_worker()
     (search,) = searches
     candidates = _candidate_estimators(search)
-    with deferred_fits() as pending:
-        for train in trains:
-            for inner_train, _ in search.cv.split(X[train], y[train]):
-                rows = train[inner_train]
-                for candidate in candidates:
-                    clone(candidate).fit(X[rows], y[rows])
-    results = results_of(pending)
+    fits = [
+        (c, train[inner_train])
+        for train in trains
+        for inner_train, _ in search.cv.split(X[train], y[train])
+        for c in range(len(candidates))
+    ]
+    results = _train_for_replay(candidates, X, y, fits, caller_pid)
     chosen = []
     for train in trains:
         fold_search = clone(search).set_params(refit=False)

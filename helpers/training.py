@@ -207,12 +207,10 @@ def build_training_state(model: keras.Model, X_batch, y_batch) -> None:
     if not (model.built and outputs and len(outputs) == 1):
         model._symbolic_build(data_batch=(X_batch, y_batch))
         return
-    from keras.src.backend import KerasTensor
-
-    y_pred = KerasTensor(
+    y_pred = keras.KerasTensor(
         (len(X_batch), *outputs[0].shape[1:]), dtype=outputs[0].dtype
     )
-    y_true = KerasTensor(
+    y_true = keras.KerasTensor(
         np.shape(y_batch),
         dtype=keras.backend.standardize_dtype(y_batch.dtype),
     )
