@@ -19,7 +19,7 @@ module adds what the tuning chapter needs around them:
   or a Dask cluster (:func:`helpers.cv.compute_on`).
 * :func:`search_table`, :func:`search_scores` and :func:`search_series` turn
   ``cv_results_`` into a table, an array and the input of
-  :func:`helpers.experiments.plot_mean_intervals`.
+  :func:`helpers.plotting.plot_mean_intervals`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ interval arbitrarily narrow.
 
 :func:`corrected_resampled_ttest` computes the test and a confidence interval
 for the mean difference; :func:`compare_results` applies it to two
-:class:`~helpers.cv.CVResult` objects; :func:`verdict` turns an interval into
+:class:`~helpers.cv.CVResult` objects; :func:`paired_comparison` adds what a
+chapter prints beside it (the per-fold differences, wins and losses, and the
+ordinary paired t-test for contrast); :func:`verdict` turns an interval into
 one of three words by the rule stated in its docstring; and
 :func:`comparison_table` collects several comparisons into a table.
 """
@@ -46,6 +48,8 @@ __all__ = [
     "corrected_resampled_ttest",
     "corrected_mean_interval",
     "compare_results",
+    "PairedComparison",
+    "paired_comparison",
     "verdict",
     "comparison_table",
 ]
@@ -319,6 +323,126 @@ def compare_results(
         test_train_ratio=kfold_test_train_ratio(candidate.n_splits),
         confidence=confidence,
     )
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two models scored on the same folds, compared fold by fold.
+
+    Built by :func:`paired_comparison`; differences are ``candidate -
+    reference`` in percentage points.
+
+    Attributes
+    ----------
+    candidate, reference
+        The two results.
+    differences
+        The per-fold differences (points), repeats one after another.
+    test
+        The corrected resampled t-test of the differences.
+    naive_p
+        The p-value of an ordinary paired t-test, which treats the folds as
+        independent samples and so understates the uncertainty: shown for
+        contrast, never used for a decision.
+    """
+
+    candidate: CVResult
+    reference: CVResult
+    differences: np.ndarray
+    test: CorrectedTTest
+    naive_p: float
+
+    @property
+    def mean_difference(self) -> float:
+        """Mean of the per-fold differences (points)."""
+        return float(self.differences.mean())
+
+    @property
+    def sd_difference(self) -> float:
+        """Sample standard deviation of the per-fold differences (points)."""
+        return float(self.differences.std(ddof=1))
+
+    @property
+    def wins(self) -> int:
+        return int((self.differences > 0).sum())
+
+    @property
+    def ties(self) -> int:
+        return int((self.differences == 0).sum())
+
+    @property
+    def losses(self) -> int:
+        return int((self.differences < 0).sum())
+
+    def report(self) -> str:
+        """The comparison as lines of text, for a chapter to print."""
+        a, b = self.candidate.name, self.reference.name
+        level = f"{self.test.confidence:.0%}"
+        return "\n".join(
+            [
+                f"Per-fold difference, {a} minus {b} (points): "
+                f"{np.round(self.differences, 1)}",
+                f"Mean difference {self.mean_difference:+.2f} points, "
+                f"standard deviation {self.sd_difference:.2f}",
+                f"Folds where {a} wins / ties / loses: "
+                f"{self.wins} / {self.ties} / {self.losses}",
+                f"Corrected {level} interval for the difference: "
+                f"[{self.test.ci_low * 100:+.1f}, {self.test.ci_high * 100:+.1f}] points",
+                "Ordinary paired t-test, which treats the folds as independent: "
+                f"p = {self.naive_p:.3f}",
+            ]
+        )
+
+    def glue_values(self) -> dict[str, float | int | str]:
+        """The numbers a chapter's prose quotes, by the names it glues them under.
+
+        Accuracies are in percent and differences in points; ``direction`` is
+        "higher" or "lower" (the candidate against the reference).
+        """
+        return {
+            "candidate_mean": self.candidate.mean * 100,
+            "candidate_std": self.candidate.std * 100,
+            "reference_mean": self.reference.mean * 100,
+            "mean_difference": self.mean_difference,
+            "abs_difference": abs(self.mean_difference),
+            "sd_difference": self.sd_difference,
+            "direction": "higher" if self.mean_difference > 0 else "lower",
+            "wins": self.wins,
+            "losses": self.losses,
+            "ci_low": self.test.ci_low * 100,
+            "ci_high": self.test.ci_high * 100,
+            "naive_p": self.naive_p,
+        }
+
+    def glue(self) -> None:
+        """Glue :meth:`glue_values` into the running notebook (myst-nb), not displayed."""
+        from myst_nb import glue
+
+        for name, value in self.glue_values().items():
+            glue(name, value, display=False)
+
+
+def paired_comparison(
+    candidate: CVResult, reference: CVResult, *, confidence: float = 0.95
+) -> PairedComparison:
+    """Compare two results fold by fold on the folds they share.
+
+    The same requirements as :func:`compare_results` (same seed, same number
+    of folds); the test is :func:`compare_results`' corrected t-test.
+
+    Examples
+    --------
+    >>> a = CVResult("dropout", np.array([[0.9, 0.8, 0.85, 0.9, 0.95]]), seed=0)
+    >>> b = CVResult("baseline", np.array([[0.8, 0.8, 0.65, 0.8, 0.85]]), seed=0)
+    >>> c = paired_comparison(a, b)
+    >>> (c.wins, c.ties, c.losses), round(c.mean_difference, 1)
+    ((4, 1, 0), 10.0)
+    """
+    test = compare_results(candidate, reference, confidence=confidence)
+    a, b = _shared_scores(candidate, reference)
+    differences = ((a - b) * 100).ravel()
+    naive_p = float(_scipy_stats.ttest_rel(a.ravel(), b.ravel()).pvalue)
+    return PairedComparison(candidate, reference, differences, test, naive_p)
 
 
 def verdict(result: CorrectedTTest, *, margin: float) -> str:

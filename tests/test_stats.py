@@ -29,6 +29,7 @@ from helpers.stats import (
     corrected_mean_interval,
     corrected_resampled_ttest,
     kfold_test_train_ratio,
+    paired_comparison,
     verdict,
 )
 
@@ -409,3 +410,69 @@ class TestErrors:
             comparison_table({"x": r}, margin=0.02, scale=0)
         with pytest.raises(ValueError, match="digits"):
             comparison_table({"x": r}, margin=0.02, digits=-1)
+
+
+class TestPairedComparison:
+    A = CVResult(
+        "dropout",
+        np.array([[0.90, 0.80, 0.85, 0.90, 0.95], [0.7, 0.8, 0.9, 0.8, 0.9]]),
+        seed=3,
+    )
+    B = CVResult(
+        "baseline", np.array([[0.80, 0.80, 0.65, 0.85, 0.85]]), seed=3
+    )
+
+    def test_differences_are_the_shared_repeats_in_points(self):
+        c = paired_comparison(self.A, self.B)
+        assert c.differences == pytest.approx([10, 0, 20, 5, 10])
+        assert (c.wins, c.ties, c.losses) == (4, 1, 0)
+        assert c.mean_difference == pytest.approx(9.0)
+        assert c.sd_difference == pytest.approx(
+            np.std([10, 0, 20, 5, 10], ddof=1)
+        )
+
+    def test_test_is_compare_results_and_naive_p_is_scipys(self):
+        c = paired_comparison(self.A, self.B, confidence=0.9)
+        assert c.test == compare_results(self.A, self.B, confidence=0.9)
+        expected = scipy_stats.ttest_rel(self.A.scores[0], self.B.scores[0])
+        assert c.naive_p == pytest.approx(expected.pvalue)
+        # Ignoring the overlap of training sets understates the uncertainty.
+        assert c.naive_p < c.test.p_value
+
+    def test_glue_values_in_percent_and_points(self):
+        values = paired_comparison(self.B, self.A).glue_values()
+        assert values["candidate_mean"] == pytest.approx(self.B.mean * 100)
+        assert values["reference_mean"] == pytest.approx(self.A.mean * 100)
+        assert values["mean_difference"] == pytest.approx(-9.0)
+        assert values["abs_difference"] == pytest.approx(9.0)
+        assert values["direction"] == "lower"
+        assert (values["wins"], values["losses"]) == (0, 4)
+        test = compare_results(self.B, self.A)
+        assert values["ci_low"] == pytest.approx(test.ci_low * 100)
+        assert values["ci_high"] == pytest.approx(test.ci_high * 100)
+
+    def test_glue_hands_every_value_to_myst_nb(self, monkeypatch):
+        import myst_nb
+
+        glued = {}
+
+        def fake_glue(name, value, display=True):
+            assert display is False
+            glued[name] = value
+
+        monkeypatch.setattr(myst_nb, "glue", fake_glue)
+        c = paired_comparison(self.A, self.B)
+        c.glue()
+        assert glued == c.glue_values()
+
+    def test_report_names_both_models_and_states_the_numbers(self):
+        text = paired_comparison(self.A, self.B).report()
+        assert "dropout minus baseline" in text
+        assert "+9.00 points" in text
+        assert "4 / 1 / 0" in text
+        assert "Corrected 95% interval" in text
+
+    def test_different_folds_are_refused(self):
+        other = CVResult("other", self.B.scores, seed=4)
+        with pytest.raises(ValueError, match="different folds"):
+            paired_comparison(self.A, other)
