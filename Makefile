@@ -7,13 +7,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install book chromium lint format test test-unit test-notebooks test-browser execute bench bench-search lab clean
+.PHONY: help install book chromium lint format sync test test-unit test-notebooks test-browser execute bench bench-search lab clean
 
 help:
 	@echo "make book      build the HTML book into _build/html (from stored outputs)"
 	@echo "make test      run every test: lint, unit tests, every notebook under nbval, every page in Chromium"
 	@echo "make format    reformat the Python files and the chapters' code cells (ruff)"
-	@echo "make execute   re-run every notebook in place in a fresh kernel"
+	@echo "make sync      bring each chapter's .ipynb and its MyST text (.md) into step (the newer wins)"
+	@echo "make execute   sync, then re-run every notebook in place in a fresh kernel"
 	@echo "make bench     time the tutorial's code against the book's (prints ratios)"
 	@echo "make bench-search  time chapter 6's grid search: one process, local processes, Dask"
 	@echo "make lab       open the chapters in JupyterLab"
@@ -45,6 +46,14 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(MAKE) sync
+
+# Each chapter is a notebook (with outputs, what the book and nbval use) paired
+# with a MyST Markdown text of the same cells (what a reviewer reads); jupytext
+# copies whichever of the two was changed last onto the other, keeping the
+# notebook's outputs. tests/test_notebooks.py fails while a pair disagrees.
+sync: $(STAMP)
+	$(BIN)/jupytext --sync chapters/*.ipynb
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/browser
@@ -63,7 +72,7 @@ chromium:
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval chapters/
 
-execute: $(STAMP)
+execute: sync
 	$(BIN)/python tools/execute_notebooks.py chapters/*.ipynb
 
 bench: $(STAMP)

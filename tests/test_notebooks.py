@@ -154,3 +154,117 @@ class TestStoredNotebook:
                 assert "# NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]), (
                     f"code cell {index}"
                 )
+
+
+# --- The MyST text pair of each chapter (jupytext) --------------------------
+
+PAIR_FORMAT = "ipynb,md:myst"
+
+
+def pair_problem(path: Path) -> str | None:
+    """What is wrong with a notebook's MyST text pair, or None when it is in step.
+
+    Reviewers read the .md; nbval and the book use the .ipynb.  The pair is
+    in step when the .md is exactly what jupytext writes from the notebook.
+    """
+    import jupytext
+
+    notebook = jupytext.read(path)
+    if notebook.metadata.get("jupytext", {}).get("formats") != PAIR_FORMAT:
+        return f"{path.name} is not paired: run `jupytext --set-formats {PAIR_FORMAT} {path}`"
+    text = path.with_suffix(".md")
+    if not text.exists():
+        return f"{text.name} is missing: run `make sync`"
+    if jupytext.writes(notebook, fmt="md:myst") != text.read_text():
+        return (
+            f"{path.name} and {text.name} differ: after editing one, run `make sync` "
+            "(the newer file wins), then `make execute` (CONTRIBUTING.md)"
+        )
+    return None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_has_an_up_to_date_myst_text_pair(path):
+    assert pair_problem(path) is None, pair_problem(path)
+
+
+def test_a_pair_edited_on_one_side_is_caught(tmp_path):
+    import shutil
+
+    notebook = tmp_path / NOTEBOOKS[0].name
+    stored = load(NOTEBOOKS[0])
+    unpaired = {**stored, "metadata": {**stored["metadata"]}}
+    unpaired["metadata"].pop("jupytext", None)
+    notebook.write_text(json.dumps(unpaired))
+    assert "not paired" in pair_problem(notebook)
+    shutil.copy(NOTEBOOKS[0], notebook)
+    text = notebook.with_suffix(".md")
+    shutil.copy(NOTEBOOKS[0].with_suffix(".md"), text)
+    assert pair_problem(notebook) is None
+    original = text.read_text()
+    text.write_text(original.replace("dropout", "drop-out", 1))
+    assert "differ" in pair_problem(notebook)
+    text.unlink()
+    assert "missing" in pair_problem(notebook)
+
+
+# --- Figures and tables: named, captioned and cited ---------------------------
+
+FIGURE_NAME = re.compile(r"^[a-z0-9]+-(fig|tab)-[a-z0-9-]+$")
+HAND_NUMBERED = re.compile(r"\*\*(Figure|Table)\b|\b(Figure|Table)s? \d")
+
+
+def display_outputs(cell: dict) -> list[dict]:
+    return [
+        o
+        for o in cell.get("outputs", [])
+        if o["output_type"] in ("display_data", "execute_result")
+        and "application/papermill.record/text/plain" not in o.get("data", {})
+    ]
+
+
+def is_table(output: dict) -> bool:
+    return "<table" in "".join(output.get("data", {}).get("text/html", ""))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_and_table_is_named_captioned_and_cited(path):
+    notebook = load(path)
+    prose = "\n".join(
+        "".join(c["source"])
+        for c in notebook["cells"]
+        if c["cell_type"] == "markdown"
+    )
+    names = []
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        shown = [
+            o
+            for o in display_outputs(cell)
+            if "image/png" in o.get("data", {}) or is_table(o)
+        ]
+        if not shown:
+            continue
+        where = f"{path.name} cell {index}"
+        # myst-nb wraps each display output: one per cell, or the name repeats.
+        assert len(shown) == 1, (
+            f"{where}: {len(shown)} figures/tables in one cell"
+        )
+        figure = cell["metadata"].get("mystnb", {}).get("figure", {})
+        name, caption = figure.get("name", ""), figure.get("caption", "")
+        assert FIGURE_NAME.match(name), f"{where}: name {name!r}"
+        assert len(caption.split()) >= 5, f"{where}: caption {caption!r}"
+        kind = "tab" if is_table(shown[0]) else "fig"
+        assert f"-{kind}-" in name, f"{where}: {name} is a {kind}"
+        # A table is numbered as a table by tools/numbered_tables.py.
+        assert (figure.get("classes") == "table") == (kind == "tab"), where
+        assert f"{{numref}}`{name}`" in prose, (
+            f"{where}: {name} is never cited"
+        )
+        names.append(name)
+    assert len(names) == len(set(names)), f"{path.name}: repeated names"
+    assert not HAND_NUMBERED.search(prose), (
+        f"{path.name}: hand-numbered figure or table: "
+        f"{HAND_NUMBERED.search(prose).group(0)!r}"
+    )

@@ -101,6 +101,13 @@ def glue_references(source: Path) -> int:
             for c in cells
             if c["cell_type"] == "markdown"
         ]
+        # A figure's or table's caption lives in its cell's metadata and may
+        # paste glued values too.
+        texts += [
+            c["metadata"]["mystnb"]["figure"].get("caption", "")
+            for c in cells
+            if "figure" in c.get("metadata", {}).get("mystnb", {})
+        ]
     else:
         texts = [source.read_text(encoding="utf-8")]
     return sum(

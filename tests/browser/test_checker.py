@@ -6,6 +6,7 @@ slip in a chapter would produce) and asks the checker to find exactly that.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -142,3 +143,37 @@ def test_a_dead_anchor_and_an_external_request_are_caught(page, copy_of_site):
     text = "\n".join(report.problems)
     assert "link to a missing anchor" in text and "no-such-section" in text
     assert "external request: https://example.org/logo.png" in text
+
+
+def test_glue_in_captions_is_counted(tmp_path):
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "markdown",
+                "metadata": {},
+                "source": ["{glue:text}`a`"],
+            },
+            {
+                "cell_type": "code",
+                "metadata": {
+                    "mystnb": {
+                        "figure": {
+                            "name": "x-tab-y",
+                            "caption": "Over {glue:text}`n:d` folds, {glue}`b`.",
+                        }
+                    }
+                },
+                "source": ["table"],
+                "outputs": [],
+            },
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": ["x"],
+                "outputs": [],
+            },
+        ]
+    }
+    source = tmp_path / "page.ipynb"
+    source.write_text(json.dumps(notebook))
+    assert glue_references(source) == 3
