@@ -27,7 +27,9 @@ import warnings
 # differences into different fold outcomes.  Measured on one AMD EPYC (AVX2)
 # machine with the same seed, the visible-dropout model of chapter 2 scored
 # 87.05% with (1) off, 84.21% with (1) on, and 88.52% with (1) off but sgemm
-# held to SSE4.1; the baseline scored 83.71% every way.  So the book fixes both
+# held to SSE4.1; the baseline scored 83.71% every way.  (That was the
+# single-network path of the time; the chapter now trains its folds as lanes,
+# which draw their own dropout masks, and prints 85.12%.)  So the book fixes both
 # before TensorFlow is imported, here, in every process that imports helpers:
 # the notebook's kernel and every worker (loky and Dask workers import helpers
 # when they unpickle a task, and inherit the variables besides).  AVX2 is the
