@@ -40,6 +40,7 @@ from helpers.validation import check_int, check_seed, check_xy
 __all__ = [
     "CVResult",
     "WorkerLostError",
+    "as_results",
     "compute_on",
     "cross_validate_model",
     "fold_seeds",
@@ -91,6 +92,21 @@ class CVResult:
 
     def __str__(self) -> str:
         return f"{self.name}: {self.summary()}"
+
+
+def as_results(results) -> list[CVResult]:
+    """One :class:`CVResult` or a non-empty sequence of them, as a list.
+
+    Raises ``TypeError`` for anything else, naming the argument.
+    """
+    if isinstance(results, CVResult):
+        return [results]
+    results = list(results)
+    if not results or not all(isinstance(r, CVResult) for r in results):
+        raise TypeError(
+            "results must be a CVResult or a non-empty sequence of CVResult"
+        )
+    return results
 
 
 def make_splits(y, *, n_splits: int = 10, n_repeats: int = 1, seed: int = 0):

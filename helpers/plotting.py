@@ -21,7 +21,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from helpers.cv import CVResult
+from helpers.cv import CVResult, as_results
 from helpers.stats import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
@@ -97,13 +97,7 @@ def plot_fold_scores(
     >>> r = CVResult("baseline", np.array([[0.8, 0.9, 0.85]]), seed=0)
     >>> ax = plot_fold_scores(r, reference={"baseline": 0.8604})
     """
-    if isinstance(results, CVResult):
-        results = [results]
-    results = list(results)
-    if not results or not all(isinstance(r, CVResult) for r in results):
-        raise TypeError(
-            "results must be a CVResult or a non-empty sequence of CVResult"
-        )
+    results = as_results(results)
     reference = dict(reference or {})
     unknown = set(reference) - {r.name for r in results}
     if unknown:

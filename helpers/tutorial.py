@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from helpers.cv import CVResult
+from helpers.cv import CVResult, as_results
 
 __all__ = [
     "REPORTED",
@@ -92,13 +92,7 @@ def compare_with_tutorial(results: Sequence[CVResult]):
     """
     import pandas as pd
 
-    if isinstance(results, CVResult):
-        results = [results]
-    results = list(results)
-    if not results or not all(isinstance(r, CVResult) for r in results):
-        raise TypeError(
-            "results must be a CVResult or a non-empty sequence of CVResult"
-        )
+    results = as_results(results)
     return pd.DataFrame(
         {
             "tutorial (reported)": [

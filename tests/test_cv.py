@@ -463,3 +463,14 @@ def test_seeded_sets_every_random_state_on_a_fresh_clone(recorder):
         seeded(KNeighborsClassifier(), 1)
     with pytest.raises(ValueError, match="seed"):
         seeded(recorder(), -1)
+
+
+def test_as_results_accepts_one_or_many_and_names_the_argument():
+    from helpers.cv import as_results
+
+    one = CVResult("a", np.array([[0.8, 0.9]]), seed=0)
+    assert as_results(one) == [one]
+    assert as_results((one, one)) == [one, one]
+    for bad in ([], [one, "b"], [0.8]):
+        with pytest.raises(TypeError, match="results must be a CVResult"):
+            as_results(bad)
