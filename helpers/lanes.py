@@ -29,7 +29,8 @@ statistics, other random numbers.
 Only sequential networks of ``Dense`` and ``Dropout`` layers are supported,
 which covers every multi-layer perceptron the book builds; :func:`lane_plan`
 returns ``None`` for anything else (a convolutional network, a learning-rate
-schedule, gradient clipping, ...) and callers fall back to ``fit_compiled``.
+schedule other than ``InverseTimeDecay``, gradient clipping, ...) and callers
+fall back to ``fit_compiled``.
 
 Like ``fit_compiled``, the graph is plain TensorFlow, not XLA: XLA would
 train the lanes about twice as fast, but it generates code for the CPU it
@@ -86,6 +87,7 @@ class LanePlan:
     optimizer: str
     metrics: tuple
     values: dict = field(compare=False)
+    schedule: str | None = None
 
 
 _ACTIVATIONS = ("relu", "linear", "sigmoid", "softmax")
@@ -108,7 +110,8 @@ def lane_plan(model) -> LanePlan | None:
     constraint, no regularizers) and ``Dropout`` layers, ending in a sigmoid
     unit with binary cross-entropy or a softmax layer with sparse categorical
     cross-entropy; SGD (``nesterov=False``) or Adam (``amsgrad=False``) with a
-    constant learning rate; metrics none or ``["accuracy"]``.
+    constant learning rate or an ``InverseTimeDecay`` schedule (without
+    staircase); metrics none or ``["accuracy"]``.
     """
     if not isinstance(model, keras.Sequential) or not getattr(
         model, "compiled", False
@@ -122,13 +125,12 @@ def lane_plan(model) -> LanePlan | None:
     config = optimizer.get_config()
     if any(config.get(k, v) != v for k, v in _OPTIMIZER_OFF.items()):
         return None
-    if not isinstance(config.get("learning_rate"), float):
-        return None  # a schedule
     if int(optimizer.iterations.numpy()) != 0:
         return None  # already trained: lanes start from a fresh optimizer
-    values: dict = {
-        "learning_rate": float(np.float32(config["learning_rate"]))
-    }
+    values = _learning_rate_values(optimizer)
+    if values is None:
+        return None
+    schedule = "inverse-time" if "decay_rate" in values else None
     if type(optimizer) is keras.optimizers.SGD and not config["nesterov"]:
         kind = "sgd-momentum" if config["momentum"] != 0 else "sgd"
         values["momentum"] = float(config["momentum"])
@@ -210,15 +212,41 @@ def lane_plan(model) -> LanePlan | None:
     names = ("loss", "accuracy") if metrics else ("loss",)
     values["rates"] = rates
     values["limits"] = limits
-    key = json.dumps([int(n_features), ops, loss_kind, kind, adam, names])
+    key = [int(n_features), ops, loss_kind, kind, adam, names]
+    if schedule is not None:
+        key.append(schedule)  # (constant rates keep their old keys)
     return LanePlan(
-        key=key,
+        key=json.dumps(key),
         ops=(int(n_features), tuple(ops), adam),
         loss=loss_kind,
         optimizer=kind,
         metrics=names,
         values=values,
+        schedule=schedule,
     )
+
+
+def _learning_rate_values(optimizer) -> dict | None:
+    """The lane values of ``optimizer``'s learning rate, or ``None`` if lanes cannot follow it.
+
+    A constant rate, or ``InverseTimeDecay`` without staircase (the tips
+    chapter's Keras 2 ``decay``): its three numbers are lane values, and the
+    step computes the rate from the lane's update count as Keras does.
+    """
+    rate = optimizer._learning_rate  # the float, variable or schedule given
+    schedules = keras.optimizers.schedules
+    if isinstance(rate, schedules.LearningRateSchedule):
+        if type(rate) is not schedules.InverseTimeDecay or rate.staircase:
+            return None
+        return {
+            "learning_rate": float(np.float32(rate.initial_learning_rate)),
+            "decay_rate": float(np.float32(rate.decay_rate)),
+            "decay_steps": float(np.float32(rate.decay_steps)),
+        }
+    value = optimizer.get_config().get("learning_rate")
+    if not isinstance(value, float):
+        return None
+    return {"learning_rate": float(np.float32(value))}
 
 
 # ----------------------------------------------------------------------------- the graph
@@ -279,9 +307,7 @@ def _stepper(plan: LanePlan, ragged: bool):
         fan_in = op[1]
     n_slots = {"sgd-momentum": 1, "sgd": 0, "adam": 2}[plan.optimizer]
     widths = _dropout_widths(plan)
-    hyper_names = ["learning_rate"] + (
-        ["momentum"] if plan.optimizer == "sgd-momentum" else []
-    )
+    hyper_names = _hyper_names(plan)
     signature = [
         (
             param_specs,
@@ -305,9 +331,15 @@ def _stepper(plan: LanePlan, ragged: bool):
         n_steps = tf.shape(orders)[1]
         losses = tf.TensorArray(tf.float32, size=n_steps)
         hits = tf.TensorArray(tf.float32, size=n_steps)
-        lr = hyper["learning_rate"]
 
         def one_step(i, params, slots, t, losses, hits):
+            lr = hyper["learning_rate"]
+            if plan.schedule == "inverse-time":
+                # InverseTimeDecay of the update count before this update, in
+                # Keras' order of operations.
+                lr = lr / (
+                    1.0 + hyper["decay_rate"] * (t / hyper["decay_steps"])
+                )
             index = orders[:, i]
             weight = valid[:, i]
             x = tf.gather(X, index, batch_dims=1)
@@ -420,6 +452,16 @@ def _lane_masks(
     return out
 
 
+def _hyper_names(plan: LanePlan) -> list[str]:
+    """The per-lane optimizer values the step reads, in the graph's order."""
+    names = ["learning_rate"]
+    if plan.optimizer == "sgd-momentum":
+        names.append("momentum")
+    if plan.schedule == "inverse-time":
+        names += ["decay_rate", "decay_steps"]
+    return names
+
+
 def _dropout_widths(plan: LanePlan) -> list[int]:
     widths, width = [], plan.ops[0]
     for op in plan.ops[1]:
@@ -475,9 +517,9 @@ def _train_group(plan: LanePlan, jobs: list) -> list[dict]:
             [j["plan"].values[name] for j in jobs], dtype=np.float32
         )
 
-    hyper = {"learning_rate": lane_values("learning_rate")[:, None, None]}
-    if plan.optimizer == "sgd-momentum":
-        hyper["momentum"] = lane_values("momentum")[:, None, None]
+    hyper = {
+        name: lane_values(name)[:, None, None] for name in _hyper_names(plan)
+    }
     rates = np.array(
         [j["plan"].values["rates"] for j in jobs], dtype=np.float64
     ).reshape(K, -1)

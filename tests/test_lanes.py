@@ -84,9 +84,28 @@ def test_networks_differing_only_in_lane_values_share_a_key():
     assert c.key != a.key and d.key != a.key
 
 
+def decaying(lr0, rate=0.01, **kw):
+    return keras.optimizers.schedules.InverseTimeDecay(lr0, 1, rate, **kw)
+
+
+def test_an_inverse_time_decay_is_a_lane_value():
+    a = lane_plan(network(learning_rate=decaying(0.1)))
+    b = lane_plan(network(learning_rate=decaying(1.0, rate=0.5)))
+    constant = lane_plan(network(learning_rate=0.1))
+    assert a.key == b.key != constant.key
+    assert (a.values["learning_rate"], a.values["decay_rate"]) == (
+        pytest.approx(0.1),
+        pytest.approx(0.01),
+    )
+    assert b.values["decay_steps"] == 1.0
+    assert "decay_rate" not in constant.values
+
+
 def test_what_lanes_do_not_implement_has_no_plan():
-    schedule = keras.optimizers.schedules.InverseTimeDecay(0.1, 1, 0.01)
-    assert lane_plan(network(learning_rate=schedule)) is None
+    stairs = decaying(0.1, staircase=True)
+    assert lane_plan(network(learning_rate=stairs)) is None
+    exponential = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
+    assert lane_plan(network(learning_rate=exponential)) is None
     assert lane_plan(build_convnet(filters=(4, 4))) is None
     clipped = network()
     clipped.compile(
@@ -116,8 +135,19 @@ def test_what_lanes_do_not_implement_has_no_plan():
         {"momentum": 0.0},
         {"optimizer": "adam", "learning_rate": 0.01, "max_norm": 1.0},
         {"n_classes": 3, "max_norm": 2.0},
+        {"momentum": 0.9, "learning_rate": decaying(0.5, rate=0.1)},
+        {"momentum": 0.0, "learning_rate": decaying(1.0, rate=0.3)},
+        {"optimizer": "adam", "learning_rate": decaying(0.01, rate=0.1)},
     ],
-    ids=["sgd-momentum", "sgd", "adam-maxnorm", "softmax"],
+    ids=[
+        "sgd-momentum",
+        "sgd",
+        "adam-maxnorm",
+        "softmax",
+        "sgd-momentum-decaying",
+        "sgd-decaying",
+        "adam-decaying",
+    ],
 )
 def test_without_dropout_a_lane_trains_as_fit_compiled(kw):
     n_classes = kw.get("n_classes", 2)
