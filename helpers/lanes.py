@@ -17,9 +17,10 @@ beside it (``tests/test_lanes.py`` checks this bit for bit).
 
 What a lane computes is Keras' own training step written out: the forward pass
 (``Dense`` layers, ReLU, inverted dropout), the loss Keras uses for a sigmoid or
-softmax output (computed from the logits, as Keras does), gradients by
-TensorFlow's autodiff, the SGD (with or without momentum) or Adam update in
-Keras' formulas, then the ``MaxNorm`` constraint.  With dropout off, a lane's
+softmax output (computed from the logits, as Keras does), the gradients
+autodiff computes (written out op for op: the same numbers from fewer
+operations, see :func:`_backward`), the SGD (with or without momentum) or
+Adam update in Keras' formulas, then the ``MaxNorm`` constraint.  With dropout off, a lane's
 weights equal ``fit_compiled``'s to float32 rounding (tested).  The dropout
 masks are the one deliberate difference: Keras draws them inside TensorFlow
 from its seed generator; a lane draws them from NumPy's generator seeded by the
@@ -251,6 +252,117 @@ def _learning_rate_values(optimizer) -> dict | None:
 
 # ----------------------------------------------------------------------------- the graph
 
+
+# Sums over a middle axis of a (lanes, rows, units) tensor are computed
+# in an order that depends on the number of lanes (measured: one bit in
+# the last place), while batched matrix products treat every lane alike.
+# So the two sums a step needs across rows (the bias gradient) and down a
+# kernel's columns (max-norm) are written as products with a vector of
+# ones: the same values, lane by lane, whatever the number of lanes.
+def _forward(ops, params, x, rows, masks, scales):
+    """The logits of the lanes' rows ``x``, and what :func:`_backward`
+    needs of each op."""
+    import tensorflow as tf
+
+    h, d, j = x, 0, 0
+    saved = []
+    for op in ops:
+        if op[0] == "dense":
+            z = tf.matmul(h, params[2 * d]) + tf.matmul(
+                rows, params[2 * d + 1]
+            )
+            saved.append(("dense", d, h))
+            if op[2] == "relu":
+                h = tf.nn.relu(z)
+                saved.append(("relu", h))
+            else:
+                h = z
+            d += 1
+        else:
+            factor = tf.cast(masks[j], tf.float32) * scales[j]
+            h = h * factor
+            saved.append(("dropout", factor))
+            j += 1
+    return h, saved  # h: the output layer's logits
+
+
+# The backward pass is written out rather than left to GradientTape.
+# With the sizes unknown when traced (below), autodiff surrounds every
+# op's gradient with shape arithmetic (Shape, BroadcastGradientArgs, Sum
+# over no axes, Reshape): 393 ops a step for the tutorial's network, of
+# which fewer than half compute anything, and a step's cost here is
+# mostly the executor's per-op cost, about a microsecond an op whatever
+# its size.  The ops below are the ones autodiff computes values with, in
+# its order and with its kernels (the ops that only reshape, or sum over
+# no axis, are dropped), so the gradients are the same bit for bit:
+# ``tests/test_lanes.py`` compares the two.  With the loop's invariants
+# made once outside it, a step of that network is 172 ops.
+def _backward(params, rows, saved, g):
+    """The gradients of ``params`` given the logits' gradient ``g``."""
+    import tensorflow as tf
+
+    grads = [None] * len(params)
+    for item in reversed(saved):
+        if item[0] == "dense":
+            _, d, h = item
+            grads[2 * d] = tf.matmul(h, g, adjoint_a=True)
+            grads[2 * d + 1] = tf.matmul(rows, g, adjoint_a=True)
+            if d == 0:
+                break  # (the inputs need no gradient)
+            g = tf.matmul(g, params[2 * d], adjoint_b=True)
+        elif item[0] == "relu":
+            g = tf.raw_ops.ReluGrad(gradients=g, features=item[1])
+        else:
+            g = g * item[1]
+    return grads
+
+
+def _loss_and_gradient(binary: bool, logits, y, weight):
+    """Each row's loss, and the logits' gradient of the sum of the
+    lanes' mean losses (Keras' "sum over batch size" mean)."""
+    import tensorflow as tf
+
+    count = tf.maximum(tf.reduce_sum(weight, axis=1), 1.0)
+    # d(sum of lanes' means)/d(a row's weighted loss) = 1 / count
+    per_row_grad = (1.0 / count)[:, None] * weight
+    if binary:
+        # tf.nn.sigmoid_cross_entropy_with_logits, op for op, and then
+        # its gradient as autodiff computes it.
+        z = y[..., None]
+        zeros = tf.zeros_like(logits)  # (autodiff's zeros, too)
+        cond = logits >= zeros
+        relu_logits = tf.where(cond, logits, zeros)
+        neg_abs = tf.where(cond, -logits, logits)
+        e = tf.exp(neg_abs)
+        loss = relu_logits - logits * z + tf.math.log1p(e)
+        per_row = loss[..., 0] * weight
+        g = per_row_grad[..., None]
+        g_log = g * tf.math.reciprocal(1.0 + e) * e
+        g_logits = tf.math.add_n(
+            [
+                tf.where(cond, g, zeros),
+                -g * z,
+                tf.where(cond, zeros, g_log),
+                -tf.where(cond, g_log, zeros),
+            ]
+        )
+    else:
+        # The fused kernel tf.nn.sparse_softmax_cross_entropy_with_logits
+        # runs on rows flattened to 2-D, and its second output is the
+        # gradient autodiff scales.
+        n_classes = tf.shape(logits)[-1]
+        loss, backprop = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+            features=tf.reshape(logits, [-1, n_classes]),
+            labels=tf.reshape(tf.cast(y, tf.int32), [-1]),
+        )
+        per_row = tf.reshape(loss, tf.shape(weight)) * weight
+        g_logits = tf.reshape(
+            tf.reshape(per_row_grad, [-1])[:, None] * backprop,
+            tf.shape(logits),
+        )
+    return per_row, g_logits
+
+
 _STEPPERS: dict = {}
 
 
@@ -268,28 +380,6 @@ def _stepper(plan: LanePlan, ragged: bool):
     if adam:
         beta_1, beta_2, adam_eps = adam
         one_minus_b1, one_minus_b2 = 1 - beta_1, 1 - beta_2
-
-    # Sums over a middle axis of a (lanes, rows, units) tensor are computed
-    # in an order that depends on the number of lanes (measured: one bit in
-    # the last place), while batched matrix products treat every lane alike.
-    # So the two sums a step needs across rows (the bias gradient, through
-    # broadcasting) and down a kernel's columns (max-norm) are written as
-    # products with a vector of ones: the same values, lane by lane, whatever
-    # the number of lanes.
-    def forward(params, x, masks, scales):
-        h, d, j = x, 0, 0
-        rows = tf.ones_like(x[:, :, :1])
-        for op in ops:
-            if op[0] == "dense":
-                z = tf.matmul(h, params[2 * d]) + tf.matmul(
-                    rows, params[2 * d + 1]
-                )
-                h = tf.nn.relu(z) if op[2] == "relu" else z
-                d += 1
-            else:
-                h = h * (tf.cast(masks[j], tf.float32) * scales[j])
-                j += 1
-        return h  # the output layer's logits
 
     # One trace per structure, with every size that varies between calls
     # (lanes, steps, rows) left unknown.  Traced for the shapes of its first
@@ -316,6 +406,7 @@ def _stepper(plan: LanePlan, ragged: bool):
         ),
         spec(None, None, n_features),
         spec(None, None),
+        # orders, valid, active and masks: step-major, (steps, lanes, ...)
         spec(None, None, None, dtype=tf.int32),
         spec(None, None, None),
         spec(None, None, dtype=tf.bool),
@@ -328,7 +419,16 @@ def _stepper(plan: LanePlan, ragged: bool):
     @tf.function(jit_compile=False, input_signature=signature)
     def run(state, X, Y, orders, valid, active, masks, scales, hyper, limits):
         params, slots, t = state
-        n_steps = tf.shape(orders)[1]
+        n_steps = tf.shape(orders)[0]
+        # Every op in the loop costs about a microsecond whatever its size,
+        # so what does not change from step to step is made once here: the
+        # columns of ones that sum over rows and down kernels' columns.
+        rows = tf.ones(tf.stack([tf.shape(X)[0], tf.shape(orders)[2], 1]))
+        columns = [
+            tf.ones_like(params[2 * d][:, :, :1])
+            for d, op in enumerate(dense_ops)
+            if op[3]
+        ]
         losses = tf.TensorArray(tf.float32, size=n_steps)
         hits = tf.TensorArray(tf.float32, size=n_steps)
 
@@ -340,32 +440,14 @@ def _stepper(plan: LanePlan, ragged: bool):
                 lr = lr / (
                     1.0 + hyper["decay_rate"] * (t / hyper["decay_steps"])
                 )
-            index = orders[:, i]
-            weight = valid[:, i]
+            index = tf.gather(orders, i)
+            weight = tf.gather(valid, i)
             x = tf.gather(X, index, batch_dims=1)
             y = tf.gather(Y, index, batch_dims=1)
-            step_masks = [m[:, i] for m in masks]
-            with tf.GradientTape() as tape:
-                tape.watch(params)
-                logits = forward(params, x, step_masks, scales)
-                if binary:
-                    per_row = tf.nn.sigmoid_cross_entropy_with_logits(
-                        labels=y[..., None], logits=logits
-                    )[..., 0]
-                else:
-                    per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                        labels=tf.cast(y, tf.int32), logits=logits
-                    )
-                per_row = per_row * weight
-                count = tf.reduce_sum(weight, axis=1)
-                # Keras' "sum over batch size" mean, lane by lane; the lanes'
-                # losses are summed only so that one gradient call serves all
-                # (each lane's weights get its own loss's gradient).
-                lane_loss = tf.reduce_sum(per_row, axis=1) / tf.maximum(
-                    count, 1.0
-                )
-                total = tf.reduce_sum(lane_loss)
-            grads = tape.gradient(total, params)
+            step_masks = [tf.gather(m, i) for m in masks]
+            logits, saved = _forward(ops, params, x, rows, step_masks, scales)
+            per_row, g_logits = _loss_and_gradient(binary, logits, y, weight)
+            grads = _backward(params, rows, saved, g_logits)
             if binary:
                 predicted = tf.cast(
                     tf.sigmoid(logits)[..., 0] > 0.5, tf.float32
@@ -405,16 +487,15 @@ def _stepper(plan: LanePlan, ragged: bool):
             for d, op in enumerate(dense_ops):
                 if op[3]:
                     w = new_params[2 * d]
-                    column = tf.ones_like(w[:, :, :1])  # (lanes, inputs, 1)
                     norms = tf.sqrt(
-                        tf.matmul(column, tf.square(w), transpose_a=True)
+                        tf.matmul(columns[c], tf.square(w), transpose_a=True)
                     )
                     desired = tf.clip_by_value(norms, 0.0, limits[c])
                     new_params[2 * d] = w * (desired / (eps + norms))
                     c += 1
             if ragged:
                 # A lane whose epoch has fewer batches sits this step out.
-                on = active[:, i]
+                on = tf.gather(active, i)
                 keep = lambda new, old: tf.where(on[:, None, None], new, old)  # noqa: E731
                 new_params = [keep(n, o) for n, o in zip(new_params, params)]
                 new_slots = [
@@ -442,13 +523,18 @@ def _lane_masks(
     rng, n_rows: int, epochs: int, widths: list[int], rates: list[float]
 ):
     """One epoch at a time, one dropout layer at a time, one row at a time: the same
-    stream whatever the batching, the padding or the other lanes."""
-    out = [np.empty((epochs, n_rows, w), dtype=bool) for w in widths]
-    for e in range(epochs):
-        for j, (w, rate) in enumerate(zip(widths, rates)):
-            out[j][e] = rng.random(
-                (n_rows, w), dtype=np.float32
-            ) >= np.float32(rate)
+    stream whatever the batching, the padding or the other lanes.
+
+    Drawn in one call: an epoch's numbers are its first layer's rows, then
+    its second layer's, and so on, exactly as one call per epoch and layer
+    would draw them.
+    """
+    draws = rng.random((epochs, n_rows * sum(widths)), dtype=np.float32)
+    out, start = [], 0
+    for w, rate in zip(widths, rates):
+        block = draws[:, start : start + n_rows * w]
+        out.append(block.reshape(epochs, n_rows, w) >= np.float32(rate))
+        start += n_rows * w
     return out
 
 
@@ -567,15 +653,19 @@ def _train_group(plan: LanePlan, jobs: list) -> list[dict]:
             )
             for j, m in enumerate(drawn):
                 masks[j][k, :, : sizes[k]] = m
+
+        def steps_first(a, *shape, T=T):
+            return tf.constant(np.swapaxes(a.reshape(K, T, *shape), 0, 1))
+
         with _graph_optimizer_off():
             state, losses, hits = run(
                 state,
                 X_t,
                 Y_t,
-                tf.constant(orders[:, start:stop].reshape(K, T, bs)),
-                tf.constant(valid[:, start:stop].reshape(K, T, bs)),
-                tf.constant(active[:, start:stop].reshape(K, T)),
-                [tf.constant(m.reshape(K, T, bs, -1)) for m in masks],
+                steps_first(orders[:, start:stop], bs),
+                steps_first(valid[:, start:stop], bs),
+                steps_first(active[:, start:stop]),
+                [steps_first(m, bs, m.shape[-1]) for m in masks],
                 scales,
                 hyper,
                 limits,

@@ -231,6 +231,93 @@ def test_splitting_the_epochs_over_graph_calls_changes_nothing(monkeypatch):
     assert_same_bits(weights(whole), weights(split))
 
 
+# ---------------------------------------------------- the written-out gradient
+
+
+def _autodiff_gradients(ops, binary, params, x, rows, masks, scales, y, w):
+    """The step's gradients as the lanes computed them before the backward
+    pass was written out: GradientTape over the library's loss functions."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        logits, _ = lanes._forward(ops, params, x, rows, masks, scales)
+        if binary:
+            per_row = tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=y[..., None], logits=logits
+            )[..., 0]
+        else:
+            per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.cast(y, tf.int32), logits=logits
+            )
+        per_row = per_row * w
+        count = tf.reduce_sum(w, axis=1)
+        total = tf.reduce_sum(
+            tf.reduce_sum(per_row, axis=1) / tf.maximum(count, 1.0)
+        )
+    return per_row, tape.gradient(total, params)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"input_dropout": 0.2, "hidden_dropout": 0.5},
+        {"hidden_units": (9, 7, 5), "hidden_dropout": (0.3, 0.0, 0.1)},
+        {"n_classes": 4, "hidden_dropout": 0.4},
+        {"n_classes": 3, "hidden_units": (8,)},
+    ],
+)
+def test_the_written_out_gradient_is_autodiffs_bit_for_bit(kw):
+    """The lanes' step computes gradients by hand (helpers/lanes.py says
+    why); they must equal autodiff's exactly, or the book's numbers move."""
+    import tensorflow as tf
+
+    K, rows_per_lane = 3, 16
+    model = network(**kw)
+    plan = lane_plan(model)
+    _, ops, _ = plan.ops
+    binary = plan.loss == "binary"
+    rng = np.random.default_rng(4)
+    params = []
+    for weight in model.get_weights():
+        stacked = rng.normal(size=(K, *weight.shape)).astype(np.float32)
+        params.append(
+            tf.constant(stacked[:, None, :] if weight.ndim == 1 else stacked)
+        )
+    x = tf.constant(rng.normal(size=(K, rows_per_lane, 12)), tf.float32)
+    y = tf.constant(
+        rng.integers(0, kw.get("n_classes", 2), (K, rows_per_lane)),
+        tf.float32,
+    )
+    w = np.ones((K, rows_per_lane), np.float32)
+    w[1, 11:] = 0.0  # a lane's last, partial batch is padded
+    w = tf.constant(w)
+    rows = tf.ones((K, rows_per_lane, 1))
+    widths = lanes._dropout_widths(plan)
+    masks = [
+        tf.constant(rng.random((K, rows_per_lane, n)) < 0.7) for n in widths
+    ]
+    scales = [
+        tf.constant(rng.uniform(1, 2, (K, 1, 1)), tf.float32) for _ in widths
+    ]
+
+    expected_rows, expected = _autodiff_gradients(
+        ops, binary, params, x, rows, masks, scales, y, w
+    )
+    logits, saved = lanes._forward(ops, params, x, rows, masks, scales)
+    per_row, g_logits = lanes._loss_and_gradient(binary, logits, y, w)
+    got = lanes._backward(params, rows, saved, g_logits)
+    np.testing.assert_array_equal(per_row.numpy(), expected_rows.numpy())
+    assert len(got) == len(expected) == len(params)
+    for a, b in zip(got, expected):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # and the comparison can fail: a gradient off by one unit in the last
+    # place is caught
+    nudged = np.nextafter(got[0].numpy(), np.inf)
+    assert not np.array_equal(nudged, expected[0].numpy())
+
+
 # ------------------------------------------------------------ dropout masks
 
 
@@ -244,6 +331,24 @@ def test_masks_keep_units_at_the_rates_probability():
     # error 0.0032) and 1,000 per row (0.0145), bands of five errors
     assert np.abs(mask.mean(axis=(0, 1)) - 0.7).max() < 0.016
     assert np.abs(mask.mean(axis=(0, 2)) - 0.7).max() < 0.073
+
+
+def test_masks_drawn_at_once_are_the_stream_of_one_draw_per_epoch_and_layer():
+    """A lane's masks are one generator's numbers taken epoch by epoch and,
+    within an epoch, layer by layer; drawing them in one call keeps that."""
+    rates, widths, n_rows, epochs = [0.2, 0.5, 0.1], [7, 3, 5], 11, 4
+    expected = [np.empty((epochs, n_rows, n), bool) for n in widths]
+    rng = np.random.default_rng([7, 1])
+    for e in range(epochs):
+        for j, (n, rate) in enumerate(zip(widths, rates)):
+            draws = rng.random((n_rows, n), dtype=np.float32)
+            expected[j][e] = draws >= np.float32(rate)
+    got = lanes._lane_masks(
+        np.random.default_rng([7, 1]), n_rows, epochs, widths, rates
+    )
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_each_lane_has_its_own_masks_and_reproduces_from_its_seed():
