@@ -236,7 +236,22 @@ def test_splitting_the_epochs_over_graph_calls_changes_nothing(monkeypatch):
 
 def _autodiff_gradients(ops, binary, params, x, rows, masks, scales, y, w):
     """The step's gradients as the lanes computed them before the backward
-    pass was written out: GradientTape over the library's loss functions."""
+    pass was written out: GradientTape over the library's loss functions
+    (with TensorFlow's op determinism off, as the lanes' fused kernel is)."""
+    from tensorflow.python.framework import config
+
+    was_on = config.is_op_determinism_enabled()
+    config.disable_op_determinism()
+    try:
+        return _tape_gradients(
+            ops, binary, params, x, rows, masks, scales, y, w
+        )
+    finally:
+        if was_on:
+            config.enable_op_determinism()
+
+
+def _tape_gradients(ops, binary, params, x, rows, masks, scales, y, w):
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
@@ -316,6 +331,32 @@ def test_the_written_out_gradient_is_autodiffs_bit_for_bit(kw):
     # place is caught
     nudged = np.nextafter(got[0].numpy(), np.inf)
     assert not np.array_equal(nudged, expected[0].numpy())
+
+
+def test_a_softmax_lane_does_not_depend_on_op_determinism_at_trace_time():
+    """SciKeras turns TensorFlow's op determinism on inside ``fit`` with an
+    integer ``random_state``, and tf.nn's sparse cross-entropy then traces
+    as a log-softmax instead of the fused kernel (other last bits).  The
+    lanes call the fused kernel directly, so which fit traced the graph
+    first cannot change a lane's numbers."""
+    from tensorflow.python.framework import config
+
+    X, y = data(60, n_classes=3)
+    results = []
+    for determinism in (True, False):
+        lanes._STEPPERS.clear()
+        was_on = config.is_op_determinism_enabled()
+        if determinism:
+            config.enable_op_determinism()
+        try:
+            model = network(0, n_classes=3, hidden_dropout=0.2)
+            fit_lanes([model], [X], [y], epochs=3, batch_size=16, seeds=[5])
+        finally:
+            if not was_on:
+                config.disable_op_determinism()
+        results.append(weights(model))
+    lanes._STEPPERS.clear()
+    assert_same_bits(results[0], results[1])
 
 
 # ------------------------------------------------------------ dropout masks
