@@ -20,11 +20,12 @@ What a lane computes is Keras' own training step written out: the forward pass
 softmax output (computed from the logits, as Keras does), the gradients
 autodiff computes (written out op for op: the same numbers from fewer
 operations, see :func:`_backward`), the SGD (with or without momentum) or
-Adam update in Keras' formulas, then the ``MaxNorm`` constraint.  With dropout off, a lane's
-weights equal ``fit_compiled``'s to float32 rounding (tested).  The dropout
-masks are the one deliberate difference: Keras draws them inside TensorFlow
-from its seed generator; a lane draws them from NumPy's generator seeded by the
-lane's seed, so that they do not depend on the other lanes.  Same rate, same
+Adam update in Keras' formulas, then the ``MaxNorm`` constraint.  With
+dropout off, a lane's weights equal ``fit_compiled``'s to float32 rounding
+(tested).  The dropout masks are the one deliberate difference: Keras draws
+them inside TensorFlow from its seed generator; a lane draws them from NumPy's
+generator seeded by the lane's seed, so that they do not depend on the other
+lanes.  Same rate, same
 statistics, other random numbers.
 
 Only sequential networks of ``Dense`` and ``Dropout`` layers are supported,
