@@ -17,6 +17,9 @@ The fix is to report the tags a classifier reports.  We subclass rather than
 patch SciKeras in place so the change is visible, local and tested
 (``tests/test_compat.py``); pinning scikit-learn below 1.6 instead would have
 tied the whole book to a two-year-old scikit-learn.
+
+A second SciKeras bug leaves TensorFlow's op determinism switched on for the
+rest of the process; see :func:`_pin_op_determinism_state` below.
 """
 
 from __future__ import annotations
@@ -25,6 +28,33 @@ from scikeras.wrappers import KerasClassifier as _SciKerasClassifier
 from sklearn.utils import ClassifierTags
 
 __all__ = ["KerasClassifier"]
+
+
+def _pin_op_determinism_state() -> bool:
+    """Have TensorFlow settle whether op determinism is on; return the answer.
+
+    SciKeras 0.13.0 seeds every fit and build with an integer
+    ``random_state`` inside ``scikeras.utils.random_state.
+    tensorflow_random_state``, which sets ``TF_DETERMINISTIC_OPS=1``, *then*
+    asks whether op determinism was on, switches it on, and on leaving
+    switches it off only if the answer was "off".  TensorFlow reads that
+    environment variable once, at the first question.  So in a process that
+    has not asked before, the answer is "on" and determinism stays on for
+    good (tests/test_compat.py shows it in a fresh process).  That changes
+    which kernels graphs traced later use: with it on, softmax cross-entropy
+    is computed as ``log_softmax`` plus a gather instead of TensorFlow's
+    fused kernel, so a network's last bits depended on whether a SciKeras
+    fit had run in the process before (until session 9 they did, in every
+    worker).  Asking once, here, before any SciKeras fit and while the
+    variable is unset, settles the state as "off" (unless the reader set
+    ``TF_DETERMINISTIC_OPS`` themselves), and SciKeras then restores it.
+    """
+    from tensorflow.python.framework import config
+
+    return config.is_op_determinism_enabled()
+
+
+_pin_op_determinism_state()
 
 
 class KerasClassifier(_SciKerasClassifier):

@@ -351,11 +351,12 @@ def _loss_and_gradient(binary: bool, logits, y, weight):
         # The fused kernel tf.nn.sparse_softmax_cross_entropy_with_logits
         # runs on rows flattened to 2-D; its second output is the gradient
         # autodiff scales.  Called directly, not through tf.nn: with
-        # TensorFlow's op determinism on when the graph is traced (SciKeras
-        # turns it on inside fit with an integer random_state), tf.nn
-        # computes a log-softmax instead, with other last bits, so a lane's
-        # numbers depended on which fit first traced its graph (chapter 7's
-        # digits did, before this; tests/test_lanes.py checks they do not).
+        # TensorFlow's op determinism on when the graph is traced (a reader
+        # may switch it on; SciKeras' seeding left it on in every fresh
+        # process, see helpers/compat.py), tf.nn computes a log-softmax
+        # instead, with other last bits, so a lane's numbers depended on
+        # what had run before its graph was traced (chapter 7's digits did,
+        # before session 8; tests/test_lanes.py checks they do not).
         n_classes = tf.shape(logits)[-1]
         loss, backprop = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
             features=tf.reshape(logits, [-1, n_classes]),

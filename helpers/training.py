@@ -32,6 +32,7 @@ import contextlib
 import inspect
 import json
 import logging
+import random
 from collections import OrderedDict, defaultdict
 
 import keras
@@ -50,6 +51,36 @@ __all__ = [
     "make_classifier",
     "TrainOnFraction",
 ]
+
+
+def seed_keras(seed: int) -> None:
+    """Seed what a Keras 3 model draws from, as ``keras.utils.set_random_seed`` does,
+    but leave TensorFlow's global seed alone.
+
+    Keras 3 draws every initializer's and ``Dropout`` layer's default seed
+    from Python's ``random`` and, on TensorFlow, runs only stateless random
+    ops, so TensorFlow's global seed has no effect on the book's networks
+    (tests/test_training.py builds them both ways and compares the weights).
+    Setting it is not free, though: ``tf.random.set_seed`` clears TensorFlow's
+    cache of eager kernels, so every eager op that follows (each variable
+    Keras creates, each prediction) instantiates its kernel again.  Done
+    before every fit, that was about half the time of building a network and
+    a large part of a lane fit's fixed cost (measured in session 9: 49 ms to
+    build the tutorial's network after ``set_random_seed``, 26 ms after this).
+    Uses Keras' private global-state names (keras 3.x, pinned); the test above
+    fails if they change meaning.
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    seed = check_seed("seed", seed)
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    # The global SeedGenerator (keras.random calls without a seed) is made
+    # anew from that seed when next used.
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def epoch_orders(n_samples: int, epochs: int, seed: int | None) -> np.ndarray:
@@ -379,8 +410,8 @@ class FastKerasClassifier(KerasClassifier):
     Takes the same arguments as ``scikeras.wrappers.KerasClassifier``.  With
     an integer ``random_state`` one seed fixes the weight initialisation, the
     dropout masks and the epoch shuffles, so a fit is reproducible.  It does
-    so through ``keras.utils.set_random_seed``, which also reseeds Python's
-    ``random``, NumPy's global generator and TensorFlow at every fit.
+    so through :func:`seed_keras`, which reseeds Python's ``random``,
+    NumPy's global generator and Keras' global seed at every fit.
 
     A multi-layer perceptron (``Dense`` and ``Dropout`` layers, see
     :func:`helpers.lanes.lane_plan`) is trained as a *lane*
@@ -412,11 +443,23 @@ class FastKerasClassifier(KerasClassifier):
         self.lanes = lanes
 
     def _build_keras_model(self):
-        if self.random_state is not None:
-            keras.utils.set_random_seed(
-                check_seed("random_state", self.random_state)
-            )
-        return super()._build_keras_model()
+        if self.random_state is None:
+            return super()._build_keras_model()
+        seed_keras(check_seed("random_state", self.random_state))
+        seeded_state = random.getstate(), np.random.get_state()
+        # SciKeras seeds once more around the build (its
+        # tensorflow_random_state, when _random_state is set), which calls
+        # tf.random.set_seed (see seed_keras for why not) and switches op
+        # determinism on and, if helpers/compat.py has done its part, off.
+        # Its net effect on Python's and NumPy's generators, to leave them
+        # as seeded, is kept.
+        scikeras_seed, self._random_state = self._random_state, None
+        try:
+            return super()._build_keras_model()
+        finally:
+            self._random_state = scikeras_seed
+            random.setstate(seeded_state[0])
+            np.random.set_state(seeded_state[1])
 
     # fit() settings SciKeras accepts that the compiled driver does not
     # implement, with the values that mean "not used".

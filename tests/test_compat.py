@@ -9,6 +9,10 @@ fixed upstream the test suite says so.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scikeras.wrappers
@@ -143,3 +147,55 @@ def test_fitted_compat_classifier_predicts_both_classes_probabilities(sonar):
     assert proba.shape == (10, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     assert list(pipe.classes_) == [0, 1]
+
+
+# Op determinism and SciKeras' seeding, each in a fresh Python process: the bug
+# needs a process in which nobody has asked TensorFlow about determinism yet.
+_SCIKERAS_SEEDING = """
+from tensorflow.python.framework import config
+from scikeras.utils.random_state import tensorflow_random_state
+with tensorflow_random_state(3):
+    inside = config.is_op_determinism_enabled()
+print(inside, config.is_op_determinism_enabled())
+"""
+
+
+def _fresh_python(code: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "TF_DETERMINISTIC_OPS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()
+
+
+def test_UPSTREAM_BUG_scikeras_seeding_leaves_op_determinism_on():
+    """SciKeras 0.13.0: in a fresh process its seeding switches op
+    determinism on and never off (helpers/compat.py explains why)."""
+    inside, after = _fresh_python(_SCIKERAS_SEEDING)
+    assert inside == "True"
+    assert after == "True", (
+        "SciKeras' tensorflow_random_state now restores op determinism in a "
+        "fresh process: helpers.compat._pin_op_determinism_state may be removable"
+    )
+
+
+def test_importing_helpers_lets_scikeras_restore_op_determinism():
+    """With helpers imported first, SciKeras' seeding, and then a seeded fit
+    of the plain wrapper, leave op determinism as they found it: off."""
+    inside, after, after_fit = _fresh_python(
+        "import helpers, numpy as np\n"
+        + _SCIKERAS_SEEDING
+        + "from helpers.compat import KerasClassifier\n"
+        "from helpers.models import build_baseline\n"
+        "X = np.random.default_rng(0).random((20, 60)).astype('float32')\n"
+        "KerasClassifier(model=build_baseline, epochs=1, verbose=0,\n"
+        "                random_state=3).fit(X, (X[:, 0] > 0.5).astype(int))\n"
+        "print(config.is_op_determinism_enabled())\n"
+    )
+    assert (inside, after, after_fit) == ("True", "False", "False")

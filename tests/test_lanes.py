@@ -334,11 +334,11 @@ def test_the_written_out_gradient_is_autodiffs_bit_for_bit(kw):
 
 
 def test_a_softmax_lane_does_not_depend_on_op_determinism_at_trace_time():
-    """SciKeras turns TensorFlow's op determinism on inside ``fit`` with an
-    integer ``random_state``, and tf.nn's sparse cross-entropy then traces
-    as a log-softmax instead of the fused kernel (other last bits).  The
-    lanes call the fused kernel directly, so which fit traced the graph
-    first cannot change a lane's numbers."""
+    """With TensorFlow's op determinism on (a reader's choice, or SciKeras'
+    seeding before helpers/compat.py pinned it), tf.nn's sparse
+    cross-entropy traces as a log-softmax instead of the fused kernel (other
+    last bits).  The lanes call the fused kernel directly, so the flag at
+    trace time cannot change a lane's numbers."""
     from tensorflow.python.framework import config
 
     X, y = data(60, n_classes=3)

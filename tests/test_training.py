@@ -12,6 +12,7 @@ report the same per-epoch loss and accuracy.
 from __future__ import annotations
 
 import logging
+import random
 import re
 
 import helpers  # noqa: F401  (first: it fixes TensorFlow's kernels before keras imports it)
@@ -40,6 +41,7 @@ from helpers.training import (
     epoch_orders,
     fit_compiled,
     make_classifier,
+    seed_keras,
 )
 
 N, EPOCHS, BATCH = (
@@ -423,6 +425,77 @@ def fast_classifier(random_state, epochs=3, **kwargs):
         random_state=random_state,
         **kwargs,
     )
+
+
+@pytest.mark.parametrize(
+    "builder, kwargs",
+    [
+        (
+            build_mlp,
+            dict(input_dropout=0.2, hidden_dropout=0.5, max_norm=3.0),
+        ),
+        (build_convnet, dict(spatial_dropout=0.1, dense_dropout=0.5)),
+    ],
+)
+def test_seed_keras_seeds_what_keras_set_random_seed_seeds(builder, kwargs):
+    """Same initial weights and dropout seed states, same Python, NumPy and
+    keras.random draws afterwards: TensorFlow's global seed plays no part."""
+
+    def draws(seed_with):
+        seed_with(11)
+        model = builder(**kwargs)
+        return (
+            [np.asarray(v) for v in model.variables],
+            random.random(),
+            np.random.random(),
+            np.asarray(keras.random.uniform((3,))),
+        )
+
+    theirs = draws(keras.utils.set_random_seed)
+    ours = draws(seed_keras)
+    assert len(theirs[0]) == len(ours[0]) > 4
+    for a, b in zip(theirs[0], ours[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert theirs[1:3] == ours[1:3]
+    np.testing.assert_array_equal(theirs[3], ours[3])
+    # and another seed gives other weights
+    seed_keras(12)
+    other = builder(**kwargs).get_weights()[0]
+    assert not np.array_equal(other, theirs[0][0])
+
+
+def test_seed_keras_leaves_tensorflows_global_seed_alone():
+    """tf.random.set_seed clears TensorFlow's eager kernel cache (the reason
+    for seed_keras): the seeding a fit does must not call it."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    tf.random.set_seed(1234)
+    seed_keras(5)
+    assert context.global_seed() == 1234
+    X = np.random.default_rng(0).random((20, 60), dtype=np.float32)
+    y = (X[:, 0] > 0.5).astype("float32")
+    fast_classifier(5, epochs=1).fit(X, y)
+    assert context.global_seed() == 1234
+
+
+def test_fast_classifier_builds_as_set_random_seed_then_the_builder(
+    sonar_scaled,
+):
+    """The network a seeded wrapper builds, and the generators it leaves
+    behind, are those of keras.utils.set_random_seed and the builder inside
+    SciKeras' own seeding, which the wrapper skips."""
+    X, y = sonar_scaled
+    clf = fast_classifier(9, epochs=1).initialize(X, y)
+    after = random.random(), np.random.random()
+    keras.utils.set_random_seed(9)
+    model = build_hidden_dropout()
+    for a, b in zip(clf.model_.variables, model.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    random.seed(9)
+    np.random.seed(9)
+    assert after == (random.random(), np.random.random())
+    assert clf._random_state == 9  # SciKeras' own attribute, put back
 
 
 def test_fast_classifier_same_random_state_same_predictions(sonar_scaled):
