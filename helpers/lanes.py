@@ -25,8 +25,7 @@ dropout off, a lane's weights equal ``fit_compiled``'s to float32 rounding
 (tested).  The dropout masks are the one deliberate difference: Keras draws
 them inside TensorFlow from its seed generator; a lane draws them from NumPy's
 generator seeded by the lane's seed, so that they do not depend on the other
-lanes.  Same rate, same
-statistics, other random numbers.
+lanes.  Same rate, same statistics, other random numbers.
 
 Only sequential networks of ``Dense`` and ``Dropout`` layers are supported,
 which covers every multi-layer perceptron the book builds; :func:`lane_plan`

@@ -9,6 +9,8 @@ keep units at the rate's probability.
 
 from __future__ import annotations
 
+import contextlib
+
 import helpers  # noqa: F401  (first: fixes TensorFlow's kernels)
 
 # isort: split
@@ -234,21 +236,34 @@ def test_splitting_the_epochs_over_graph_calls_changes_nothing(monkeypatch):
 # ---------------------------------------------------- the written-out gradient
 
 
+@contextlib.contextmanager
+def op_determinism(on: bool):
+    """TensorFlow's op determinism switched ``on`` (or off) inside the block,
+    as it was afterwards."""
+    from tensorflow.python.framework import config
+
+    was_on = config.is_op_determinism_enabled()
+    if on:
+        config.enable_op_determinism()
+    else:
+        config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if was_on:
+            config.enable_op_determinism()
+        else:
+            config.disable_op_determinism()
+
+
 def _autodiff_gradients(ops, binary, params, x, rows, masks, scales, y, w):
     """The step's gradients as the lanes computed them before the backward
     pass was written out: GradientTape over the library's loss functions
     (with TensorFlow's op determinism off, as the lanes' fused kernel is)."""
-    from tensorflow.python.framework import config
-
-    was_on = config.is_op_determinism_enabled()
-    config.disable_op_determinism()
-    try:
+    with op_determinism(False):
         return _tape_gradients(
             ops, binary, params, x, rows, masks, scales, y, w
         )
-    finally:
-        if was_on:
-            config.enable_op_determinism()
 
 
 def _tape_gradients(ops, binary, params, x, rows, masks, scales, y, w):
@@ -339,21 +354,13 @@ def test_a_softmax_lane_does_not_depend_on_op_determinism_at_trace_time():
     cross-entropy traces as a log-softmax instead of the fused kernel (other
     last bits).  The lanes call the fused kernel directly, so the flag at
     trace time cannot change a lane's numbers."""
-    from tensorflow.python.framework import config
-
     X, y = data(60, n_classes=3)
     results = []
     for determinism in (True, False):
         lanes._STEPPERS.clear()
-        was_on = config.is_op_determinism_enabled()
-        if determinism:
-            config.enable_op_determinism()
-        try:
+        with op_determinism(determinism):
             model = network(0, n_classes=3, hidden_dropout=0.2)
             fit_lanes([model], [X], [y], epochs=3, batch_size=16, seeds=[5])
-        finally:
-            if not was_on:
-                config.disable_op_determinism()
         results.append(weights(model))
     lanes._STEPPERS.clear()
     assert_same_bits(results[0], results[1])
