@@ -22,8 +22,9 @@
    the arithmetic itself is visible.
 
 4. What the book's fixed CPU kernels cost (``helpers/__init__.py`` sets
-   ``TF_ENABLE_ONEDNN_OPTS=0`` and ``ONEDNN_MAX_CPU_ISA=AVX2`` so that a seed
-   gives the same numbers on every x86-64 CPU): the baseline and the
+   ``TF_ENABLE_ONEDNN_OPTS=0``, ``TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=0``
+   and ``ONEDNN_MAX_CPU_ISA=AVX2`` so that a seed gives the same numbers on
+   every x86-64 CPU): the baseline and the
    visible-dropout model of chapter 2, cross-validated in one process under
    each kernel setting (each in a fresh interpreter, since TensorFlow reads
    the settings once), with their times, ratios and mean accuracies.
@@ -304,19 +305,25 @@ def jax_book_way() -> dict | None:
 
 # Kernel settings compared by kernel_costs(): the environment each probe starts with,
 # and whether it also turns on TensorFlow's op determinism.
+# "sgemm" rows hand Eigen's matrix products to oneDNN (TensorFlow's default).
+SGEMM = {"TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "1"}
 KERNEL_SETTINGS = {
-    "book (onednn ops off, sgemm held to AVX2)": ({}, False),
+    "book (onednn ops off, eigen's own contraction)": ({}, False),
     "book + tf op determinism": ({}, True),
+    "onednn ops off, sgemm held to AVX2 (the book before session 10)": (
+        SGEMM,
+        False,
+    ),
     "onednn ops on, sgemm uncapped": (
-        {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "ALL"},
+        {**SGEMM, "TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "ALL"},
         False,
     ),
     "onednn ops off, sgemm uncapped": (
-        {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "ALL"},
+        {**SGEMM, "TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "ALL"},
         False,
     ),
     "onednn ops off, sgemm held to AVX": (
-        {"ONEDNN_MAX_CPU_ISA": "AVX"},
+        {**SGEMM, "ONEDNN_MAX_CPU_ISA": "AVX"},
         False,
     ),
 }
@@ -360,7 +367,12 @@ def kernel_costs() -> dict:
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")
+            if k
+            not in (
+                "TF_ENABLE_ONEDNN_OPTS",
+                "ONEDNN_MAX_CPU_ISA",
+                "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL",
+            )
         }
         env.update(variables)
         flag = (

@@ -11,35 +11,45 @@ import os
 import sys
 import warnings
 
-# TensorFlow's CPU arithmetic is chosen at start-up in two places, and the
-# defaults of both depend on the CPU:
+# TensorFlow's CPU arithmetic is chosen at start-up in three places, and the
+# defaults of all three depend on the CPU:
 #
 # 1. TF_ENABLE_ONEDNN_OPTS: whether whole operations run as oneDNN primitives
 #    or as Eigen kernels.  TensorFlow's default is on for some CPUs and off for
 #    others (off on the AMD EPYC machines this book was checked on, on for the
 #    machine that produced the first stored outputs).
-# 2. ONEDNN_MAX_CPU_ISA: even with (1) off, the matrix products inside Eigen's
-#    kernels are oneDNN's sgemm, which picks its code (SSE4.1, AVX2, AVX-512,
-#    AMX) at run time from the instructions the CPU offers, so an AVX-512
-#    machine sums in another order than an AVX2 machine.
+# 2. TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL: even with (1) off, the matrix
+#    products inside Eigen's kernels (MatMul, BatchMatMul, convolutions) are
+#    by default handed to oneDNN's sgemm, which picks its code at run time
+#    from the CPU it finds (instruction set, and beyond that the vendor and
+#    cache sizes).  TensorFlow's source says as much where it reads this
+#    variable: with it "0", Eigen multiplies with its own kernel, compiled
+#    into TensorFlow for every x86-64 CPU alike.
+# 3. ONEDNN_MAX_CPU_ISA: caps the instruction set of whatever oneDNN code is
+#    still run (the input gradient of a convolution, Conv2DBackpropInput, is
+#    one: tests/test_environment.py shows it).
 #
-# Networks with dropout trained at learning rate 0.1 amplify such last-bit
-# differences into different fold outcomes.  Measured on one AMD EPYC (AVX2)
-# machine with the same seed, the visible-dropout model of chapter 2 scored
-# 87.05% with (1) off, 84.21% with (1) on, and 88.52% with (1) off but sgemm
-# held to SSE4.1; the baseline scored 83.71% every way.  (That was the
-# single-network path of the time; the chapter now trains its folds as lanes,
-# which draw their own dropout masks, and prints 85.12%.)  So the book fixes both
-# before TensorFlow is imported, here, in every process that imports helpers:
-# the notebook's kernel and every worker (loky and Dask workers import helpers
-# when they unpickle a task, and inherit the variables besides).  AVX2 is the
-# cap because every x86-64 CPU since 2013-2015 has it (and the FMA that goes
-# with it), so every such machine then runs the same code; networks this small
-# lose nothing by it.  What it costs in speed is measured by `make bench`
-# (README, "Reproducibility").  Tested in tests/test_environment.py.
+# Networks with dropout trained at learning rate 0.1 amplify last-bit
+# differences into different fold outcomes.  On one AMD EPYC (AVX2) machine,
+# with (3) alone, chapter 2's visible-dropout model scored 87.05% with (1)
+# off, 84.21% with (1) on and 88.52% with sgemm held to SSE4.1 (the baseline:
+# 83.71% every way).  (3) alone was not enough: an Intel Xeon with AVX-512,
+# under the same AVX2 cap, trained chapter 1's network on raw inputs to
+# another loss in the eighth digit (2026-11-29, session 10), where sgemm held
+# to AVX reproduced the AMD number.  With (2) off, no cap from SSE4.1 to
+# AVX-512 changes a matrix product or a training run by a bit (tested), and
+# the matrices of the book's multi-layer perceptrons (at most 256 rows deep)
+# are too small for Eigen's cache-size-dependent blocking to split.  So the
+# book fixes all three before TensorFlow is imported, here, in every process
+# that imports helpers: the notebook's kernel and every worker (loky and Dask
+# workers import helpers when they unpickle a task, and inherit the variables
+# besides).  What it costs in speed is measured by `make bench` (README,
+# "Reproducibility"); Eigen's kernel is, if anything, faster for matrices
+# this small.  Tested in tests/test_environment.py.
 BOOK_KERNEL_SETTINGS = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0",
 }
 
 

@@ -51,13 +51,26 @@ def tensorflow_kernels() -> str:
 
     Examples
     --------
-    >>> tensorflow_kernels()  # doctest: +SKIP
-    'onednn ops off (TF_ENABLE_ONEDNN_OPTS=0), sgemm isa cap AVX2 (ONEDNN_MAX_CPU_ISA)'
+    >>> print(tensorflow_kernels().replace(", ", ",\\n"))  # doctest: +SKIP
+    onednn ops off (TF_ENABLE_ONEDNN_OPTS=0),
+    eigen contraction (TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=0),
+    onednn isa cap AVX2 (ONEDNN_MAX_CPU_ISA)
     """
     setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "none")
     ops = "onednn ops on" if onednn_enabled() else "onednn ops off"
-    return f"{ops} (TF_ENABLE_ONEDNN_OPTS={setting}), sgemm isa cap {cap} (ONEDNN_MAX_CPU_ISA)"
+    # TensorFlow reads this one itself and treats only "0" and "false" as off.
+    custom = os.environ.get("TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL")
+    contraction = (
+        "eigen contraction"
+        if custom in ("0", "false")
+        else "onednn sgemm contraction"
+    )
+    return (
+        f"{ops} (TF_ENABLE_ONEDNN_OPTS={setting}), {contraction} "
+        f"(TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL={custom or 'unset'}), "
+        f"onednn isa cap {cap} (ONEDNN_MAX_CPU_ISA)"
+    )
 
 
 def environment_record(seed: int | None = None) -> str:

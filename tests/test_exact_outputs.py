@@ -92,6 +92,10 @@ def test_the_conftest_expects_the_settings_helpers_makes():
             "ONEDNN_MAX_CPU_ISA=AVX512_CORE",
         ),
         (
+            {"environ": {"TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "1"}},
+            "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=1",
+        ),
+        (
             {
                 "installed": lambda name: (
                     "2.20.0" if name == "tensorflow" else PINS[name]
@@ -134,7 +138,12 @@ def test_the_projects_pins_are_read():
 
 
 def scratch_project(tmp_path: Path) -> Path:
-    """A project with the real conftest and pins, and a notebook with two wrong stored outputs."""
+    """A project with the real conftest and pins, and a notebook with four wrong stored outputs.
+
+    Only two should fail in exact mode: the ignored cell's wrong number, and the
+    cell tagged varies-by-cpu that nbval's own rule compares (no
+    NBVAL_IGNORE_OUTPUT).  Anywhere else only the latter fails.
+    """
     (tmp_path / "chapters").mkdir()
     shutil.copy(CONFTEST, tmp_path / "chapters" / "conftest.py")
     shutil.copy(ROOT / "requirements.txt", tmp_path / "requirements.txt")
@@ -154,7 +163,23 @@ def scratch_project(tmp_path: Path) -> Path:
         ],
         metadata={"tags": ["output-varies"]},
     )
-    notebook.cells = [wrong_number, varies]
+    by_cpu = nbformat.v4.new_code_cell(
+        "# NBVAL_IGNORE_OUTPUT\nprint('a convolutional network')",
+        execution_count=3,
+        outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="97.1%\n")
+        ],
+        metadata={"tags": ["varies-by-cpu"]},
+    )
+    by_cpu_unmarked = nbformat.v4.new_code_cell(
+        "print('a fixed text')",
+        execution_count=4,
+        outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="a fix\n")
+        ],
+        metadata={"tags": ["varies-by-cpu"]},
+    )
+    notebook.cells = [wrong_number, varies, by_cpu, by_cpu_unmarked]
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -211,15 +236,19 @@ def test_exact_mode_catches_a_wrong_number_in_an_ignored_cell(nbval_runs):
     output = nbval_runs["as_configured"]
     if conftest.exact_mode_reason() is None:
         assert "every output is compared exactly" in output, output
-        # The wrong 0.6666 fails; the cell tagged output-varies is still not compared.
-        assert outcome(output) == (1, 1), output
+        # The wrong 0.6666 fails; the cell tagged output-varies is still not
+        # compared, and the one tagged varies-by-cpu follows nbval's own rule:
+        # ignored with NBVAL_IGNORE_OUTPUT, compared without it.
+        assert outcome(output) == (2, 2), output
         assert "0.6667" in output, output
+        assert "a fixed text" in output and "97.1%" not in output, output
     else:
         assert "checked by the notebooks' bands" in output, output
-        assert outcome(output) == (2, 0), output
+        assert outcome(output) == (3, 1), output
 
 
 def test_band_mode_keeps_nbval_ignore_output(nbval_runs):
     output = nbval_runs["other_kernels"]
     assert "TF_ENABLE_ONEDNN_OPTS=1" in output, output
-    assert outcome(output) == (2, 0), output
+    assert outcome(output) == (3, 1), output
+    assert "a fixed text" in output, output
