@@ -49,7 +49,7 @@ import sys
 import time
 from pathlib import Path
 
-import helpers  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+import helpers  # first: keeps TensorFlow's start-up log quiet
 
 # isort: split
 import keras
@@ -367,12 +367,7 @@ def kernel_costs() -> dict:
         env = {
             k: v
             for k, v in os.environ.items()
-            if k
-            not in (
-                "TF_ENABLE_ONEDNN_OPTS",
-                "ONEDNN_MAX_CPU_ISA",
-                "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL",
-            )
+            if k not in helpers.BOOK_KERNEL_SETTINGS
         }
         env.update(variables)
         flag = (

@@ -11,7 +11,7 @@ out, and cells tagged ``varies-by-cpu`` keep nbval's usual rule (their
 their check): chapter 7's convolutional networks multiply matrices deeper
 than about 400, where Eigen splits the sum into blocks sized by the CPU's L1
 cache (measured: a 512-deep product and the first convolution's weight
-gradient differ between this machine and an emulated AMD EPYC), so their
+gradient differ between an Intel Xeon and an emulated AMD EPYC), so their
 trained numbers depend on the CPU whatever the kernel settings.
 
 Anywhere else (another CPU architecture or operating system, a CPU without

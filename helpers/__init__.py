@@ -38,14 +38,14 @@ import warnings
 # another loss in the eighth digit (2026-11-29, session 10), where sgemm held
 # to AVX reproduced the AMD number.  With (2) off, no cap from SSE4.1 to
 # AVX-512 changes a matrix product or a training run by a bit (tested), and
-# the matrices of the book's multi-layer perceptrons (at most 256 rows deep)
+# the products of the book's multi-layer perceptrons (at most 300 terms deep)
 # are too small for Eigen's cache-size-dependent blocking to split.  So the
 # book fixes all three before TensorFlow is imported, here, in every process
 # that imports helpers: the notebook's kernel and every worker (loky and Dask
 # workers import helpers when they unpickle a task, and inherit the variables
 # besides).  What it costs in speed is measured by `make bench` (README,
-# "Reproducibility"); Eigen's kernel is, if anything, faster for matrices
-# this small.  Tested in tests/test_environment.py.
+# "Reproducibility"); for matrices this small Eigen's kernel costs about
+# what sgemm does.  Tested in tests/test_environment.py.
 BOOK_KERNEL_SETTINGS = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "ONEDNN_MAX_CPU_ISA": "AVX2",

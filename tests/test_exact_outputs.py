@@ -137,6 +137,20 @@ def test_the_projects_pins_are_read():
 # --------------------------------------------------------------------------- nbval, for real
 
 
+def stored_cell(count: int, source: str, stored: str, tag: str | None = None):
+    """A code cell whose stored stdout is ``stored`` (right or wrong)."""
+    return nbformat.v4.new_code_cell(
+        source,
+        execution_count=count,
+        outputs=[
+            nbformat.v4.new_output(
+                "stream", name="stdout", text=stored + "\n"
+            )
+        ],
+        metadata={"tags": [tag]} if tag else {},
+    )
+
+
 def scratch_project(tmp_path: Path) -> Path:
     """A project with the real conftest and pins, and a notebook with four wrong stored outputs.
 
@@ -148,38 +162,24 @@ def scratch_project(tmp_path: Path) -> Path:
     shutil.copy(CONFTEST, tmp_path / "chapters" / "conftest.py")
     shutil.copy(ROOT / "requirements.txt", tmp_path / "requirements.txt")
     notebook = nbformat.v4.new_notebook()
-    wrong_number = nbformat.v4.new_code_cell(
-        "# NBVAL_IGNORE_OUTPUT\nprint(round(2 / 3, 4))",
-        execution_count=1,
-        outputs=[
-            nbformat.v4.new_output("stream", name="stdout", text="0.6666\n")
-        ],
-    )
-    varies = nbformat.v4.new_code_cell(
-        "# NBVAL_IGNORE_OUTPUT\nprint('a timing')",
-        execution_count=2,
-        outputs=[
-            nbformat.v4.new_output("stream", name="stdout", text="12.3 s\n")
-        ],
-        metadata={"tags": ["output-varies"]},
-    )
-    by_cpu = nbformat.v4.new_code_cell(
-        "# NBVAL_IGNORE_OUTPUT\nprint('a convolutional network')",
-        execution_count=3,
-        outputs=[
-            nbformat.v4.new_output("stream", name="stdout", text="97.1%\n")
-        ],
-        metadata={"tags": ["varies-by-cpu"]},
-    )
-    by_cpu_unmarked = nbformat.v4.new_code_cell(
-        "print('a fixed text')",
-        execution_count=4,
-        outputs=[
-            nbformat.v4.new_output("stream", name="stdout", text="a fix\n")
-        ],
-        metadata={"tags": ["varies-by-cpu"]},
-    )
-    notebook.cells = [wrong_number, varies, by_cpu, by_cpu_unmarked]
+    notebook.cells = [
+        stored_cell(
+            1, "# NBVAL_IGNORE_OUTPUT\nprint(round(2 / 3, 4))", "0.6666"
+        ),
+        stored_cell(
+            2,
+            "# NBVAL_IGNORE_OUTPUT\nprint('a timing')",
+            "12.3 s",
+            tag="output-varies",
+        ),
+        stored_cell(
+            3,
+            "# NBVAL_IGNORE_OUTPUT\nprint('a convolutional network')",
+            "97.1%",
+            tag="varies-by-cpu",
+        ),
+        stored_cell(4, "print('a fixed text')", "a fix", tag="varies-by-cpu"),
+    ]
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
