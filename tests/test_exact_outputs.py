@@ -189,7 +189,15 @@ def scratch_project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_nbval(project: Path, **extra_env: str) -> str:
+def makefile_nbval_options() -> list[str]:
+    """The options ``make test-notebooks`` adds to ``pytest --nbval chapters/``."""
+    text = (ROOT / "Makefile").read_text()
+    found = re.search(r"^NBVAL_OPTIONS\s*:=(.*)$", text, flags=re.MULTILINE)
+    assert found, "Makefile: no NBVAL_OPTIONS line"
+    return found.group(1).split()
+
+
+def run_nbval(project: Path, *options: str, **extra_env: str) -> str:
     env = {
         k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"
     }
@@ -203,6 +211,7 @@ def run_nbval(project: Path, **extra_env: str) -> str:
             "--nbval-current-env",
             "-p",
             "no:cacheprovider",
+            *options,
             "chapters",
         ],
         cwd=project,
@@ -229,7 +238,16 @@ def nbval_runs(tmp_path_factory):
     return {
         "as_configured": run_nbval(project),
         "other_kernels": run_nbval(project, TF_ENABLE_ONEDNN_OPTS="1"),
+        "as_make_runs_it": run_nbval(project, *makefile_nbval_options()),
     }
+
+
+def expected_outcome(output: str) -> tuple[int, int]:
+    if conftest.exact_mode_reason() is None:
+        assert "every output is compared exactly" in output, output
+        return (2, 2)
+    assert "checked by the notebooks' bands" in output, output
+    return (3, 1)
 
 
 def test_exact_mode_catches_a_wrong_number_in_an_ignored_cell(nbval_runs):
@@ -245,6 +263,16 @@ def test_exact_mode_catches_a_wrong_number_in_an_ignored_cell(nbval_runs):
     else:
         assert "checked by the notebooks' bands" in output, output
         assert outcome(output) == (3, 1), output
+
+
+def test_make_test_notebooks_worker_processes_keep_the_mode(nbval_runs):
+    # make test-notebooks runs the notebooks on pytest-xdist workers; the
+    # conftest's choices must reach them, not only the process that prints
+    # the header.
+    assert "-n" in makefile_nbval_options()
+    output = nbval_runs["as_make_runs_it"]
+    assert re.search(r"\d+ workers? \[4 items\]", output), output
+    assert outcome(output) == expected_outcome(output), output
 
 
 def test_band_mode_keeps_nbval_ignore_output(nbval_runs):
