@@ -75,8 +75,11 @@ chromium:
 # environment's kernel, the sanitize file, exact or band mode, and
 # tests/offline on PYTHONPATH, which blocks network access in the kernels and
 # their workers: tests/test_offline.py); tests/test_exact_outputs.py runs
-# these options on a scratch notebook.
-NBVAL_OPTIONS := -n auto --dist loadfile
+# these options on a scratch notebook.  At most four at a time: each
+# notebook trains on two worker processes of its own (N_JOBS), so four fill
+# eight cores, and more would only add memory (a kernel and its workers hold
+# TensorFlow each).
+NBVAL_OPTIONS := -n auto --maxprocesses 4 --dist loadfile
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval chapters/ $(NBVAL_OPTIONS)
 
