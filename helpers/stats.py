@@ -52,6 +52,7 @@ __all__ = [
     "paired_comparison",
     "verdict",
     "comparison_table",
+    "without_negative_zero",
 ]
 
 SUPPORTED = "supported"
@@ -502,6 +503,21 @@ def check_comparisons(comparisons) -> None:
             )
 
 
+def without_negative_zero(value, digits: int = 1) -> float:
+    """``value``, or ``0.0`` when it rounds to zero at ``digits`` decimals.
+
+    A difference of -0.02 points printed with one decimal reads "-0.0", a
+    sign the data do not show.  Glue such numbers through this (tables from
+    :func:`comparison_table` need nothing: it applies the same rule).
+
+    >>> without_negative_zero(-0.02), without_negative_zero(-0.06)
+    (0.0, -0.06)
+    """
+    value = check_real("value", value)
+    digits = check_int("digits", digits, minimum=0)
+    return 0.0 if round(value, digits) == 0 else value
+
+
 def comparison_table(
     comparisons: Mapping[str, CorrectedTTest],
     *,
@@ -556,6 +572,7 @@ def comparison_table(
     }
     table = pd.DataFrame.from_dict(rows, orient="index")
     scaled = ["mean", "reference mean", "difference", "CI low", "CI high"]
-    table[scaled] = table[scaled].round(digits)
+    # (+ 0.0 turns a rounded -0.0 into 0.0, as without_negative_zero does)
+    table[scaled] = table[scaled].round(digits) + 0.0
     table["p"] = table["p"].round(3)
     return table

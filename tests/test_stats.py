@@ -31,6 +31,7 @@ from helpers.stats import (
     kfold_test_train_ratio,
     paired_comparison,
     verdict,
+    without_negative_zero,
 )
 
 # Worked example 1: 5-fold cross-validation, one repeat, so J = 5 and
@@ -267,6 +268,25 @@ def test_comparison_table():
     assert table.loc["first", "p"] == round(r1.p_value, 3)
     raw = comparison_table({"first": r1}, margin=0.02, scale=1.0, digits=4)
     assert raw.loc["first", "CI high"] == 0.2317
+
+
+def test_a_difference_that_rounds_to_zero_loses_its_sign():
+    assert without_negative_zero(0.06) == 0.06
+    for value in (-0.02, -0.0):
+        assert math.copysign(1.0, without_negative_zero(value)) == 1.0
+    assert without_negative_zero(-0.06) == -0.06  # prints -0.1: kept
+    assert without_negative_zero(-0.02, digits=2) == -0.02
+    with pytest.raises(TypeError, match="value"):
+        without_negative_zero("-0.02")
+    with pytest.raises(ValueError, match="digits"):
+        without_negative_zero(0.1, digits=-1)
+    # The table applies the same rule: a mean difference of -0.02 points.
+    a = [0.8502, 0.85, 0.85, 0.85, 0.85]
+    b = [0.8503, 0.85, 0.85, 0.85, 0.85]
+    r = corrected_resampled_ttest(a, b, test_train_ratio=0.25)
+    assert -0.0005 < r.mean_difference < 0
+    cell = comparison_table({"x": r}, margin=0.02).loc["x", "difference"]
+    assert f"{cell:+.1f}" == "+0.0"
 
 
 class TestProperties:
