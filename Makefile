@@ -20,12 +20,20 @@ help:
 	@echo "make lab       open the chapters in JupyterLab"
 	@echo "make clean     remove the build output (keeps .venv)"
 
+# The packages are installed by uv (pinned here; the book itself never imports
+# it): it fetches and unpacks in parallel and compiles the bytecode on every
+# core, 36 s against pip's 89 s for requirements.txt here (session 12, both
+# with their caches warm; the same 191 packages at the same versions).  The
+# venv's own pip installs uv and stays in .venv for readers' use.
+UV_PIN := uv==0.13.8
+UV     := $(BIN)/uv pip install --quiet --python $(BIN)/python
+
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(UV_PIN)
+	$(UV) --compile-bytecode -r requirements.txt
+	$(UV) --no-deps --editable .
 	touch $(STAMP)
 
 install: $(STAMP)
