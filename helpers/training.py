@@ -15,11 +15,16 @@ is the driver: the whole run, all epochs and steps, is one TensorFlow graph
 once per fit instead of once per step.  The appendix "Why the book's code is
 fast" measures the difference.
 
-The graph is deliberately not XLA-compiled (``jit_compile=False``): on this
-book's CPU machine XLA made the no-dropout baseline's training loop faster but
-took about a second to compile per fit, and ran models with Dropout layers
-about five times slower than the plain graph (its CPU random-number kernels
-are slow), so it lost overall.
+The graph is deliberately not XLA-compiled (``jit_compile=False``): XLA makes
+the no-dropout baseline's training loop faster but takes about a second to
+compile per fit, and runs models with Dropout layers several times slower
+than the plain graph (its CPU random-number kernels are slow), so it loses
+overall.  Measured for 300-epoch fits on 187 rows, one thread: session 1
+found dropout models about five times slower; session 12 (Intel Xeon) found
+the baseline 0.12 s against 0.5-0.8 s warm after 0.8 s of compiling, and the
+visible- and hidden-dropout models 2.3-2.7 and 2.6-4 times slower
+(``DRIVER_JIT`` switch patched into ``_make_driver``, not kept).  For the
+convolutional networks of chapter 7 it was 1.4-2.3 times slower warm.
 
 :class:`FastKerasClassifier` puts that driver behind SciKeras'
 ``KerasClassifier`` interface, so chapters keep the tutorial's scikit-learn
