@@ -53,6 +53,7 @@ __all__ = [
     "verdict",
     "comparison_table",
     "without_negative_zero",
+    "rounded_table",
 ]
 
 SUPPORTED = "supported"
@@ -507,8 +508,8 @@ def without_negative_zero(value, digits: int = 1) -> float:
     """``value``, or ``0.0`` when it rounds to zero at ``digits`` decimals.
 
     A difference of -0.02 points printed with one decimal reads "-0.0", a
-    sign the data do not show.  Glue such numbers through this (tables from
-    :func:`comparison_table` need nothing: it applies the same rule).
+    sign the data do not show.  Glue such numbers through this; round a
+    table with :func:`rounded_table` (:func:`comparison_table` does).
 
     >>> without_negative_zero(-0.02), without_negative_zero(-0.06)
     (0.0, -0.06)
@@ -516,6 +517,29 @@ def without_negative_zero(value, digits: int = 1) -> float:
     value = check_real("value", value)
     digits = check_int("digits", digits, minimum=0)
     return 0.0 if round(value, digits) == 0 else value
+
+
+def rounded_table(table, digits: int = 1):
+    """``table`` (a pandas DataFrame or Series) rounded to ``digits`` decimals
+    for printing, a value that rounds to zero shown as 0.0, not -0.0.
+
+    The table counterpart of :func:`without_negative_zero`;
+    :func:`comparison_table` rounds its tables with it.
+
+    >>> import pandas as pd
+    >>> rounded_table(pd.Series([-0.02, -0.06, 0.04])).tolist()
+    [0.0, -0.1, 0.0]
+    """
+    import pandas as pd
+
+    if not isinstance(table, (pd.DataFrame, pd.Series)):
+        raise TypeError(
+            "table must be a pandas DataFrame or Series; got "
+            f"{type(table).__name__}"
+        )
+    digits = check_int("digits", digits, minimum=0)
+    # (-0.0 + 0.0 is 0.0 in IEEE arithmetic; every other value is unchanged)
+    return table.round(digits) + 0.0
 
 
 def comparison_table(
@@ -572,7 +596,6 @@ def comparison_table(
     }
     table = pd.DataFrame.from_dict(rows, orient="index")
     scaled = ["mean", "reference mean", "difference", "CI low", "CI high"]
-    # (+ 0.0 turns a rounded -0.0 into 0.0, as without_negative_zero does)
-    table[scaled] = table[scaled].round(digits) + 0.0
+    table[scaled] = rounded_table(table[scaled], digits)
     table["p"] = table["p"].round(3)
     return table

@@ -30,6 +30,7 @@ from helpers.stats import (
     corrected_resampled_ttest,
     kfold_test_train_ratio,
     paired_comparison,
+    rounded_table,
     verdict,
     without_negative_zero,
 )
@@ -287,6 +288,22 @@ def test_a_difference_that_rounds_to_zero_loses_its_sign():
     assert -0.0005 < r.mean_difference < 0
     cell = comparison_table({"x": r}, margin=0.02).loc["x", "difference"]
     assert f"{cell:+.1f}" == "+0.0"
+
+
+def test_rounded_table_prints_no_negative_zero():
+    table = pd.DataFrame(
+        {"a": [-0.02, -0.06, 0.04], "b": [-0.004, 1.25, -1.26]}
+    )
+    out = rounded_table(table, 1)
+    assert out["a"].tolist() == [0.0, -0.1, 0.0]
+    assert out["b"].tolist() == [0.0, 1.2, -1.3]
+    assert "-0.0" not in out.to_string()
+    assert "-0.0" in table.round(1).to_string()  # what it fixes
+    assert rounded_table(pd.Series([-0.004]), 2).tolist() == [0.0]
+    with pytest.raises(TypeError, match="table"):
+        rounded_table([-0.02])
+    with pytest.raises(ValueError, match="digits"):
+        rounded_table(table, -1)
 
 
 class TestProperties:
