@@ -110,14 +110,13 @@ class _DropDriverRetracingWarning(logging.Filter):
     training functions quiet.
 
     Every new network structure (and every model that cannot be cached, see
-    ``_driver_for``) traces a new driver, and every new lane structure a new
-    step function (``helpers.lanes._stepper``), by design; a chapter comparing
-    many configurations, such as the tips chapter, would otherwise show the
-    warning (meant for functions retraced by accident in a loop) from the
-    sixth structure on.  Warnings about any other function still get through.
+    ``_driver_for``) traces a new driver, by design; a chapter comparing many
+    configurations, such as chapter 7, would otherwise show the warning
+    (meant for functions retraced by accident in a loop) from the sixth
+    structure on.  Warnings about any other function still get through.
     """
 
-    OURS = ("_make_driver", "_stepper.<locals>.run")
+    OURS = ("_make_driver",)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

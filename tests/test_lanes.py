@@ -9,8 +9,6 @@ keep units at the rate's probability.
 
 from __future__ import annotations
 
-import contextlib
-
 import helpers  # noqa: F401  (first: fixes TensorFlow's kernels)
 
 # isort: split
@@ -233,59 +231,39 @@ def test_splitting_the_epochs_over_graph_calls_changes_nothing(monkeypatch):
     assert_same_bits(weights(whole), weights(split))
 
 
-# ---------------------------------------------------- the written-out gradient
+# ------------------------------------------------ one step, against autodiff
 
 
-@contextlib.contextmanager
-def op_determinism(on: bool):
-    """TensorFlow's op determinism switched ``on`` (or off) inside the block,
-    as it was afterwards."""
-    from tensorflow.python.framework import config
-
-    was_on = config.is_op_determinism_enabled()
-    if on:
-        config.enable_op_determinism()
-    else:
-        config.disable_op_determinism()
-    try:
-        yield
-    finally:
-        if was_on:
-            config.enable_op_determinism()
-        else:
-            config.disable_op_determinism()
-
-
-def _autodiff_gradients(ops, binary, params, x, rows, masks, scales, y, w):
-    """The step's gradients as the lanes computed them before the backward
-    pass was written out: GradientTape over the library's loss functions
-    (with TensorFlow's op determinism off, as the lanes' fused kernel is)."""
-    with op_determinism(False):
-        return _tape_gradients(
-            ops, binary, params, x, rows, masks, scales, y, w
-        )
-
-
-def _tape_gradients(ops, binary, params, x, rows, masks, scales, y, w):
+def _one_step_by_autodiff(model, x, y, masks, learning_rate):
+    """The weights after one plain-SGD step on the rows ``x``, with the
+    dropout layers' keep-masks ``masks`` (rows in ``x``'s order), computed
+    by TensorFlow's autodiff from the Keras layers' own weights."""
     import tensorflow as tf
 
+    variables = [tf.Variable(w) for w in model.get_weights()]
     with tf.GradientTape() as tape:
-        tape.watch(params)
-        logits, _ = lanes._forward(ops, params, x, rows, masks, scales)
-        if binary:
+        h, d, j = tf.constant(x), 0, 0
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                keep = tf.constant(masks[j], tf.float32)
+                h = h * keep / (1.0 - layer.rate)
+                j += 1
+            else:
+                h = h @ variables[2 * d] + variables[2 * d + 1]
+                if layer.get_config()["activation"] == "relu":
+                    h = tf.nn.relu(h)
+                d += 1
+        if h.shape[-1] == 1:
             per_row = tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=y[..., None], logits=logits
-            )[..., 0]
+                labels=tf.constant(y)[:, None], logits=h
+            )
         else:
             per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=tf.cast(y, tf.int32), logits=logits
+                labels=tf.constant(y.astype(np.int32)), logits=h
             )
-        per_row = per_row * w
-        count = tf.reduce_sum(w, axis=1)
-        total = tf.reduce_sum(
-            tf.reduce_sum(per_row, axis=1) / tf.maximum(count, 1.0)
-        )
-    return per_row, tape.gradient(total, params)
+        loss = tf.reduce_mean(per_row)
+    grads = tape.gradient(loss, variables)
+    return [(v - learning_rate * g).numpy() for v, g in zip(variables, grads)]
 
 
 @pytest.mark.parametrize(
@@ -294,76 +272,95 @@ def _tape_gradients(ops, binary, params, x, rows, masks, scales, y, w):
         {"input_dropout": 0.2, "hidden_dropout": 0.5},
         {"hidden_units": (9, 7, 5), "hidden_dropout": (0.3, 0.0, 0.1)},
         {"n_classes": 4, "hidden_dropout": 0.4},
-        {"n_classes": 3, "hidden_units": (8,)},
+        {"n_classes": 3, "hidden_units": (8,), "input_dropout": 0.3},
     ],
 )
-def test_the_written_out_gradient_is_autodiffs_bit_for_bit(kw):
-    """The lanes' step computes gradients by hand (helpers/lanes.py says
-    why); they must equal autodiff's exactly, or the book's numbers move."""
-    import tensorflow as tf
+def test_a_step_with_dropout_is_autodiffs_step_with_the_same_masks(kw):
+    """One step of a lane, dropout on, equals TensorFlow autodiff's step with
+    the masks the lane drew for its rows, to float32 rounding: the masks sit
+    on the right rows and units, are scaled by 1 / (1 - rate) and stop the
+    gradient where they drop."""
+    from helpers.lanes import _MASK_STREAM, _dropout_widths, _lane_masks
+    from helpers.training import epoch_orders
 
-    K, rows_per_lane = 3, 16
-    model = network(**kw)
+    n_classes = kw.get("n_classes", 2)
+    X, y = data(13, n_classes=n_classes)  # one batch of 13 rows
+    kw = {**kw, "momentum": 0.0, "learning_rate": 0.5}
+    model, lane = network(2, **kw), network(2, **kw)
     plan = lane_plan(model)
-    _, ops, _ = plan.ops
-    binary = plan.loss == "binary"
-    rng = np.random.default_rng(4)
-    params = []
-    for weight in model.get_weights():
-        stacked = rng.normal(size=(K, *weight.shape)).astype(np.float32)
-        params.append(
-            tf.constant(stacked[:, None, :] if weight.ndim == 1 else stacked)
-        )
-    x = tf.constant(rng.normal(size=(K, rows_per_lane, 12)), tf.float32)
-    y = tf.constant(
-        rng.integers(0, kw.get("n_classes", 2), (K, rows_per_lane)),
-        tf.float32,
+    order = epoch_orders(len(X), 1, 8)[0]
+    masks = _lane_masks(
+        np.random.default_rng([_MASK_STREAM, 8]),
+        len(X),
+        1,
+        _dropout_widths(plan),
+        plan.values["rates"],
     )
-    w = np.ones((K, rows_per_lane), np.float32)
-    w[1, 11:] = 0.0  # a lane's last, partial batch is padded
-    w = tf.constant(w)
-    rows = tf.ones((K, rows_per_lane, 1))
-    widths = lanes._dropout_widths(plan)
-    masks = [
-        tf.constant(rng.random((K, rows_per_lane, n)) < 0.7) for n in widths
-    ]
-    scales = [
-        tf.constant(rng.uniform(1, 2, (K, 1, 1)), tf.float32) for _ in widths
-    ]
-
-    expected_rows, expected = _autodiff_gradients(
-        ops, binary, params, x, rows, masks, scales, y, w
+    expected = _one_step_by_autodiff(
+        model, X[order], y[order], [m[0] for m in masks], 0.5
     )
-    logits, saved = lanes._forward(ops, params, x, rows, masks, scales)
-    per_row, g_logits = lanes._loss_and_gradient(binary, logits, y, w)
-    got = lanes._backward(params, rows, saved, g_logits)
-    np.testing.assert_array_equal(per_row.numpy(), expected_rows.numpy())
-    assert len(got) == len(expected) == len(params)
+    fit_lanes([lane], [X], [y], epochs=1, batch_size=16, seeds=[8])
+    got = lane.get_weights()
     for a, b in zip(got, expected):
-        assert a.shape == b.shape
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    # and the comparison can fail: a gradient off by one unit in the last
-    # place is caught
-    nudged = np.nextafter(got[0].numpy(), np.inf)
-    assert not np.array_equal(nudged, expected[0].numpy())
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    if not masks:
+        return
+    # and the comparison can fail: the same step with the masks of other
+    # rows is caught
+    shuffled = _one_step_by_autodiff(
+        model, X[order], y[order], [m[0][::-1] for m in masks], 0.5
+    )
+    assert any(
+        not np.allclose(a, b, rtol=1e-5, atol=1e-6)
+        for a, b in zip(got, shuffled)
+    )
 
 
-def test_a_softmax_lane_does_not_depend_on_op_determinism_at_trace_time():
-    """With TensorFlow's op determinism on (a reader's choice, or SciKeras'
-    seeding before helpers/compat.py pinned it), tf.nn's sparse
-    cross-entropy traces as a log-softmax instead of the fused kernel (other
-    last bits).  The lanes call the fused kernel directly, so the flag at
-    trace time cannot change a lane's numbers."""
-    X, y = data(60, n_classes=3)
-    results = []
-    for determinism in (True, False):
-        lanes._STEPPERS.clear()
-        with op_determinism(determinism):
-            model = network(0, n_classes=3, hidden_dropout=0.2)
-            fit_lanes([model], [X], [y], epochs=3, batch_size=16, seeds=[5])
-        results.append(weights(model))
-    lanes._STEPPERS.clear()
-    assert_same_bits(results[0], results[1])
+def test_the_kernels_exp_and_log_are_accurate():
+    """helpers.lane_kernel computes exp and log itself (the same bits on
+    every CPU); they must agree with NumPy's to a few units in the last place
+    of a float64 (far finer than the float32 the kernel rounds them to)."""
+    from helpers import lane_kernel
+
+    x = np.concatenate(
+        [np.linspace(-100, 80, 20001), np.linspace(-1e-3, 1e-3, 1001)]
+    )
+    got = np.array([lane_kernel._exp(v) for v in x])
+    np.testing.assert_allclose(got, np.exp(x), rtol=1e-15, atol=0)
+    assert (
+        lane_kernel._exp(-800.0) == 0.0 and lane_kernel._exp(800.0) == np.inf
+    )
+    positive = np.concatenate(
+        [np.geomspace(1e-30, 1e30, 20001), np.linspace(0.5, 2.0, 1001)]
+    )
+    got = np.array([lane_kernel._log(v) for v in positive])
+    np.testing.assert_allclose(got, np.log(positive), rtol=1e-15, atol=0)
+    small = np.concatenate([np.geomspace(1e-40, 1e3, 5001), [0.0]])
+    got = np.array([lane_kernel._log1p(v) for v in small])
+    np.testing.assert_allclose(got, np.log1p(small), rtol=1e-15, atol=0)
+
+
+def test_the_kernel_leaves_the_floating_point_mode_as_it_found_it():
+    """train_lanes flushes denormal numbers to zero while it runs (as
+    TensorFlow's kernels do) and must switch that off again."""
+    tiny = np.float32(1e-39)  # a denormal float32
+    assert tiny * np.float32(1.0) != 0
+    X, y = data(20)
+    fit_lanes([network(0)], [X], [y], epochs=1, batch_size=16, seeds=[0])
+    assert tiny * np.float32(1.0) != 0
+    assert np.float32(1e-30) * np.float32(1e-10) != 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 7, 16])
+def test_any_batch_size_trains_as_fit_compiled(batch_size):
+    """Batches are padded to whole blocks of rows inside the kernel (with
+    rows of weight 0); that must not change what a step computes."""
+    X, y = data(23)
+    single, lane = network(4), network(4)
+    fit_compiled(single, X, y, epochs=2, batch_size=batch_size, seed=1)
+    fit_lanes([lane], [X], [y], epochs=2, batch_size=batch_size, seeds=[1])
+    for a, b in zip(single.get_weights(), lane.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------ dropout masks
@@ -640,22 +637,17 @@ def test_replaying_needs_the_very_same_fit():
     )
 
 
-def test_a_lanes_result_does_not_depend_on_what_was_traced_before(
-    monkeypatch,
-):
-    # The step graph is traced once per structure with every varying size
-    # unknown.  When it was traced for the shapes of its first calls instead,
-    # chapter 6's grid search (300 epochs at learning rate 0.1, which
-    # amplifies any last-bit difference) scored differently in one process
-    # than on two workers; `make bench-search` checks that full-size case.
-    # Here: whatever was traced before, a lane's result is the same.
+def test_a_lanes_result_does_not_depend_on_what_ran_before():
+    # Whatever the process trained before (other shapes, other numbers of
+    # lanes), a lane's result is the same: chapter 6's grid search must score
+    # the same in one process as on two workers (`make bench-search` checks
+    # that full-size case).
     X, y = data(60, n_features=60)
     kw = {"n_features": 60, "hidden_units": (60, 30), **DROPOUT}
     kw["learning_rate"], kw["momentum"] = 0.1, 0.9
     results = []
     for company in (0, 6):
-        monkeypatch.setattr(lanes, "_STEPPERS", {})
-        if company:  # a first call with other shapes traces the graph
+        if company:
             others = [network(k, **kw) for k in range(company)]
             fit_lanes(
                 others,

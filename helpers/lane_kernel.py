@@ -1,0 +1,616 @@
+"""Lane training's inner loop, compiled by Numba: every step of every lane.
+
+:mod:`helpers.lanes` prepares a group of lanes (rows, shuffles, dropout
+masks, initial weights, per-lane values) and hands them to
+:func:`train_lanes`, which runs all steps of one lane, then the next, in
+machine code.  What a step computes is what the TensorFlow graph it replaces
+computed, in float32 and Keras' order of operations: the forward pass, the
+loss Keras uses for a sigmoid or softmax output, the gradients, the SGD or
+Adam update and the ``MaxNorm`` constraint.
+
+Why this gives the same numbers on every x86-64 CPU:
+
+* Numba (LLVM) is not allowed to reorder floating-point arithmetic (no
+  ``fastmath``): it may pack independent operations into vector
+  instructions, whose width depends on the CPU, but every sum is still added
+  in the order written here, and no multiply and add are fused.
+* The few transcendental functions (``exp``, ``log``) are computed here from
+  additions, multiplications and divisions (:func:`_exp`, :func:`_log`),
+  not by the C library, whose versions differ between CPUs.  ``sqrt`` is
+  correctly rounded by IEEE 754 everywhere.
+
+Why it is fast: a step is a handful of small matrix products (16 rows by 60
+units), and the products here keep a block of 4 rows by 8 units of the
+result in registers while running down the shared dimension
+(:func:`_matmul` and :func:`_matmul_at`).  Layer widths are padded to a
+multiple of 8 and batches to a multiple of 4 with zeros, which adds exact
+zeros to every sum, so the real units' numbers are those of the unpadded
+product.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+# Numba leaves LLVM's SLP vectorizer off by default; the matrix products
+# below rely on it to pack their independent sums into vector registers
+# (about three times faster here).  It does not reorder any sum.
+os.environ.setdefault("NUMBA_SLP_VECTORIZE", "1")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from llvmlite import ir  # noqa: E402
+from numba.core import cgutils, types  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
+_HALF = np.float32(0.5)
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+# Row blocks and unit blocks of the matrix products.
+ROW_BLOCK = 4
+UNIT_BLOCK = 8
+
+
+# TensorFlow runs its CPU kernels with denormal numbers flushed to zero (the
+# FTZ and DAZ bits of the x86 MXCSR register); so does train_lanes.  Besides
+# matching TensorFlow's arithmetic, it matters for speed: once a network fits
+# its training rows, gradients shrink into the denormal range, where every
+# operation on them costs about a hundred cycles (measured: a lane step of the
+# baseline took up to twice as long without it).
+_FLUSH_DENORMALS = np.uint32(0x8040)
+
+
+def _mxcsr_call(builder, name, pointer):
+    function_type = ir.FunctionType(
+        ir.VoidType(), [ir.IntType(8).as_pointer()]
+    )
+    function = cgutils.get_or_insert_function(
+        builder.module, function_type, name
+    )
+    builder.call(
+        function, [builder.bitcast(pointer, ir.IntType(8).as_pointer())]
+    )
+
+
+@intrinsic
+def _get_mxcsr(typingctx):
+    """The x86 MXCSR register (floating-point control and status)."""
+
+    def codegen(context, builder, signature, args):
+        slot = cgutils.alloca_once(builder, ir.IntType(32))
+        _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", slot)
+        return builder.load(slot)
+
+    return types.uint32(), codegen
+
+
+@intrinsic
+def _set_mxcsr(typingctx, value):
+    """Load ``value`` into the x86 MXCSR register."""
+
+    def codegen(context, builder, signature, args):
+        slot = cgutils.alloca_once(builder, ir.IntType(32))
+        builder.store(args[0], slot)
+        _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", slot)
+        return context.get_dummy_value()
+
+    return types.void(types.uint32), codegen
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _exp(x):
+    """exp(x) in float64 from + - * / only: the same bits on every CPU.
+
+    exp(x) = 2**k * exp(r) with |r| <= ln(2) / 2, and exp(r) from its
+    Taylor series (16 terms: error below 1e-16 relative).
+    """
+    if x > 709.0:
+        return np.inf
+    if x < -745.0:
+        return 0.0
+    k = math.floor(x * _INV_LN2 + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    term = 1.0
+    total = 1.0
+    for n in range(1, 17):
+        term = term * r / n
+        total = total + term
+    return math.ldexp(total, int(k))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _log(x):
+    """log(x) for x > 0 in float64 from + - * / only.
+
+    x = m * 2**e with sqrt(1/2) <= m < sqrt(2), and
+    log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, from its series.
+    """
+    m, e = math.frexp(x)
+    if m < 0.70710678118654752:
+        m = m * 2.0
+        e = e - 1
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    term = s
+    total = s
+    for n in range(1, 13):
+        term = term * s2
+        total = total + term / (2 * n + 1)
+    return 2.0 * total + e * _LN2_HI + e * _LN2_LO
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _log1p(x):
+    """log(1 + x) in float64 for x >= 0 from + - * / only.
+
+    For x <= 1, 2 atanh(s) with s = x / (2 + x) <= 1/3 from its series (no
+    rounding of 1 + x); above, :func:`_log` of 1 + x.
+    """
+    if x > 1.0:
+        return _log(1.0 + x)
+    s = x / (2.0 + x)
+    s2 = s * s
+    term = s
+    total = s
+    for n in range(1, 19):
+        term = term * s2
+        total = total + term / (2 * n + 1)
+    return 2.0 * total
+
+
+@numba.njit(cache=True, error_model="numpy", boundscheck=False)
+def _matmul(A, B, C, M, N, Kr):
+    """C[:M, :N] = A[:M, :Kr] @ B[:Kr, :N], each sum in the order q = 0, 1, ..."""
+    # (while loops: Numba compiles a range with a step into a much slower loop)
+    r = 0
+    while r < M:
+        jb = 0
+        while jb < N:
+            c00 = c01 = c02 = c03 = c04 = c05 = c06 = c07 = _ZERO
+            c10 = c11 = c12 = c13 = c14 = c15 = c16 = c17 = _ZERO
+            c20 = c21 = c22 = c23 = c24 = c25 = c26 = c27 = _ZERO
+            c30 = c31 = c32 = c33 = c34 = c35 = c36 = c37 = _ZERO
+            for q in range(Kr):
+                w0 = B[q, jb + 0]
+                w1 = B[q, jb + 1]
+                w2 = B[q, jb + 2]
+                w3 = B[q, jb + 3]
+                w4 = B[q, jb + 4]
+                w5 = B[q, jb + 5]
+                w6 = B[q, jb + 6]
+                w7 = B[q, jb + 7]
+                a0 = A[r + 0, q]
+                c00 += a0 * w0
+                c01 += a0 * w1
+                c02 += a0 * w2
+                c03 += a0 * w3
+                c04 += a0 * w4
+                c05 += a0 * w5
+                c06 += a0 * w6
+                c07 += a0 * w7
+                a1 = A[r + 1, q]
+                c10 += a1 * w0
+                c11 += a1 * w1
+                c12 += a1 * w2
+                c13 += a1 * w3
+                c14 += a1 * w4
+                c15 += a1 * w5
+                c16 += a1 * w6
+                c17 += a1 * w7
+                a2 = A[r + 2, q]
+                c20 += a2 * w0
+                c21 += a2 * w1
+                c22 += a2 * w2
+                c23 += a2 * w3
+                c24 += a2 * w4
+                c25 += a2 * w5
+                c26 += a2 * w6
+                c27 += a2 * w7
+                a3 = A[r + 3, q]
+                c30 += a3 * w0
+                c31 += a3 * w1
+                c32 += a3 * w2
+                c33 += a3 * w3
+                c34 += a3 * w4
+                c35 += a3 * w5
+                c36 += a3 * w6
+                c37 += a3 * w7
+            C[r + 0, jb + 0] = c00
+            C[r + 0, jb + 1] = c01
+            C[r + 0, jb + 2] = c02
+            C[r + 0, jb + 3] = c03
+            C[r + 0, jb + 4] = c04
+            C[r + 0, jb + 5] = c05
+            C[r + 0, jb + 6] = c06
+            C[r + 0, jb + 7] = c07
+            C[r + 1, jb + 0] = c10
+            C[r + 1, jb + 1] = c11
+            C[r + 1, jb + 2] = c12
+            C[r + 1, jb + 3] = c13
+            C[r + 1, jb + 4] = c14
+            C[r + 1, jb + 5] = c15
+            C[r + 1, jb + 6] = c16
+            C[r + 1, jb + 7] = c17
+            C[r + 2, jb + 0] = c20
+            C[r + 2, jb + 1] = c21
+            C[r + 2, jb + 2] = c22
+            C[r + 2, jb + 3] = c23
+            C[r + 2, jb + 4] = c24
+            C[r + 2, jb + 5] = c25
+            C[r + 2, jb + 6] = c26
+            C[r + 2, jb + 7] = c27
+            C[r + 3, jb + 0] = c30
+            C[r + 3, jb + 1] = c31
+            C[r + 3, jb + 2] = c32
+            C[r + 3, jb + 3] = c33
+            C[r + 3, jb + 4] = c34
+            C[r + 3, jb + 5] = c35
+            C[r + 3, jb + 6] = c36
+            C[r + 3, jb + 7] = c37
+            jb += 8
+        r += 4
+
+
+@numba.njit(cache=True, error_model="numpy", boundscheck=False)
+def _matmul_at(A, B, C, M, N, Kr):
+    """C[:M, :N] = A[:Kr, :M].T @ B[:Kr, :N], each sum in the order q = 0, 1, ..."""
+    # (while loops: Numba compiles a range with a step into a much slower loop)
+    r = 0
+    while r < M:
+        jb = 0
+        while jb < N:
+            c00 = c01 = c02 = c03 = c04 = c05 = c06 = c07 = _ZERO
+            c10 = c11 = c12 = c13 = c14 = c15 = c16 = c17 = _ZERO
+            c20 = c21 = c22 = c23 = c24 = c25 = c26 = c27 = _ZERO
+            c30 = c31 = c32 = c33 = c34 = c35 = c36 = c37 = _ZERO
+            for q in range(Kr):
+                w0 = B[q, jb + 0]
+                w1 = B[q, jb + 1]
+                w2 = B[q, jb + 2]
+                w3 = B[q, jb + 3]
+                w4 = B[q, jb + 4]
+                w5 = B[q, jb + 5]
+                w6 = B[q, jb + 6]
+                w7 = B[q, jb + 7]
+                a0 = A[q, r + 0]
+                c00 += a0 * w0
+                c01 += a0 * w1
+                c02 += a0 * w2
+                c03 += a0 * w3
+                c04 += a0 * w4
+                c05 += a0 * w5
+                c06 += a0 * w6
+                c07 += a0 * w7
+                a1 = A[q, r + 1]
+                c10 += a1 * w0
+                c11 += a1 * w1
+                c12 += a1 * w2
+                c13 += a1 * w3
+                c14 += a1 * w4
+                c15 += a1 * w5
+                c16 += a1 * w6
+                c17 += a1 * w7
+                a2 = A[q, r + 2]
+                c20 += a2 * w0
+                c21 += a2 * w1
+                c22 += a2 * w2
+                c23 += a2 * w3
+                c24 += a2 * w4
+                c25 += a2 * w5
+                c26 += a2 * w6
+                c27 += a2 * w7
+                a3 = A[q, r + 3]
+                c30 += a3 * w0
+                c31 += a3 * w1
+                c32 += a3 * w2
+                c33 += a3 * w3
+                c34 += a3 * w4
+                c35 += a3 * w5
+                c36 += a3 * w6
+                c37 += a3 * w7
+            C[r + 0, jb + 0] = c00
+            C[r + 0, jb + 1] = c01
+            C[r + 0, jb + 2] = c02
+            C[r + 0, jb + 3] = c03
+            C[r + 0, jb + 4] = c04
+            C[r + 0, jb + 5] = c05
+            C[r + 0, jb + 6] = c06
+            C[r + 0, jb + 7] = c07
+            C[r + 1, jb + 0] = c10
+            C[r + 1, jb + 1] = c11
+            C[r + 1, jb + 2] = c12
+            C[r + 1, jb + 3] = c13
+            C[r + 1, jb + 4] = c14
+            C[r + 1, jb + 5] = c15
+            C[r + 1, jb + 6] = c16
+            C[r + 1, jb + 7] = c17
+            C[r + 2, jb + 0] = c20
+            C[r + 2, jb + 1] = c21
+            C[r + 2, jb + 2] = c22
+            C[r + 2, jb + 3] = c23
+            C[r + 2, jb + 4] = c24
+            C[r + 2, jb + 5] = c25
+            C[r + 2, jb + 6] = c26
+            C[r + 2, jb + 7] = c27
+            C[r + 3, jb + 0] = c30
+            C[r + 3, jb + 1] = c31
+            C[r + 3, jb + 2] = c32
+            C[r + 3, jb + 3] = c33
+            C[r + 3, jb + 4] = c34
+            C[r + 3, jb + 5] = c35
+            C[r + 3, jb + 6] = c36
+            C[r + 3, jb + 7] = c37
+            jb += 8
+        r += 4
+
+
+@numba.njit(cache=True, error_model="numpy", boundscheck=False)
+def _layer(flat, offsets, fan_in, units):
+    """Views of one layer's kernel (fan_in, units) and bias in a lane's flat parameters."""
+    kw, kb = offsets[0], offsets[1]
+    kernel = flat[kw : kw + fan_in * units].reshape((fan_in, units))
+    return kernel, flat[kb : kb + units]
+
+
+@numba.njit(cache=True, error_model="numpy", boundscheck=False)
+def train_lanes(
+    ops,
+    p_off,
+    binary,
+    optimizer,
+    adam,
+    inverse_time,
+    eps,
+    params,
+    slots,
+    t,
+    X,
+    Y,
+    orders,
+    valid,
+    active,
+    masks,
+    scales,
+    learning_rate,
+    momentum,
+    decay_rate,
+    decay_steps,
+    limits,
+    bs,
+    width,
+    losses,
+    hits,
+):
+    """Run every step of every lane; ``params``, ``slots`` and ``t`` are updated in place.
+
+    ``ops`` has one row per layer, in order: ``(0, d, fan_in, units,
+    relu, limit index or -1, real units)`` for the d-th ``Dense`` layer and
+    ``(1, j, width, mask column, 0, -1, real width)`` for the j-th
+    ``Dropout`` layer, widths padded to multiples of ``UNIT_BLOCK``;
+    ``p_off[d]`` is where the d-th kernel and bias start in a lane's flat
+    ``params``.  ``optimizer`` is 0 for SGD, 1 for SGD with momentum, 2 for
+    Adam (``adam`` holding beta_1, beta_2 and epsilon).  Per lane ``k`` and
+    step ``s`` of ``bs`` rows (a multiple of ``ROW_BLOCK``): the rows
+    ``orders[k, s * bs:(s + 1) * bs]`` of ``X[k]`` with weights ``valid``
+    (0 for padding), dropout ``masks[k, row]``, and ``active[k, s]`` false
+    for a step the lane sits out.  Writes each step's summed loss and hits.
+    """
+    K = params.shape[0]
+    P = params.shape[1]
+    T = active.shape[1]
+    n_ops = ops.shape[0]
+    F = X.shape[2]
+    acts = np.zeros((n_ops + 1, bs, width), dtype=np.float32)
+    g_cur = np.zeros((bs, width), dtype=np.float32)
+    g_next = np.zeros((bs, width), dtype=np.float32)
+    wt = np.zeros((width, width), dtype=np.float32)
+    grads = np.zeros(P, dtype=np.float32)
+    norms = np.zeros(width, dtype=np.float32)
+    weight = np.zeros(bs, dtype=np.float32)
+    n_out = ops[n_ops - 1, 6]
+    beta_1, beta_2, adam_eps = adam[0], adam[1], adam[2]
+    control = _get_mxcsr()
+    _set_mxcsr(control | _FLUSH_DENORMALS)
+    for k in range(K):
+        pk = params[k]
+        for s in range(T):
+            base = s * bs
+            if not active[k, s]:
+                losses[k, s] = _ZERO
+                hits[k, s] = _ZERO
+                continue
+            # The batch's rows.
+            count = _ZERO
+            x = acts[0]
+            for r in range(bs):
+                weight[r] = valid[k, base + r]
+                count += weight[r]
+                row = X[k, orders[k, base + r]]
+                for f in range(F):
+                    x[r, f] = row[f]
+            count = max(count, _ONE)
+            inv_count = _ONE / count
+
+            # Forward.
+            for o in range(n_ops):
+                h = acts[o]
+                out = acts[o + 1]
+                if ops[o, 0] == 0:
+                    fan_in, units = ops[o, 2], ops[o, 3]
+                    kernel, bias = _layer(pk, p_off[ops[o, 1]], fan_in, units)
+                    _matmul(h, kernel, out, bs, units, fan_in)
+                    for r in range(bs):
+                        o_r = out[r]
+                        for j in range(units):
+                            o_r[j] = o_r[j] + bias[j]
+                        if ops[o, 4] == 1:
+                            for j in range(units):
+                                if o_r[j] < _ZERO:
+                                    o_r[j] = _ZERO
+                else:
+                    columns, first, real = ops[o, 2], ops[o, 3], ops[o, 6]
+                    scale = scales[k, ops[o, 1]]
+                    for r in range(bs):
+                        m_r = masks[k, base + r, first : first + real]
+                        for c in range(real):
+                            factor = scale if m_r[c] else _ZERO
+                            out[r, c] = h[r, c] * factor
+                        for c in range(real, columns):
+                            out[r, c] = _ZERO
+            logits = acts[n_ops]
+
+            # Each row's loss and the logits' gradient of the lanes' mean loss.
+            total = _ZERO
+            correct = _ZERO
+            for r in range(bs):
+                for c in range(ops[n_ops - 1, 3]):
+                    g_cur[r, c] = _ZERO
+            if binary:
+                # sigmoid_cross_entropy_with_logits, and its gradient.
+                for r in range(bs):
+                    z = logits[r, 0]
+                    y = Y[k, orders[k, base + r]]
+                    positive = z >= _ZERO
+                    relu_z = z if positive else _ZERO
+                    neg_abs = -z if positive else z
+                    e = np.float32(_exp(neg_abs))
+                    loss = relu_z - z * y + np.float32(_log1p(e))
+                    total += loss * weight[r]
+                    g = inv_count * weight[r]
+                    g_log = g * (_ONE / (_ONE + e)) * e
+                    g_cur[r, 0] = (
+                        ((g if positive else _ZERO) + (-g * y))
+                        + (_ZERO if positive else g_log)
+                    ) - (g_log if positive else _ZERO)
+                    p = _ONE / (_ONE + np.float32(_exp(-z)))
+                    if (_ONE if p > _HALF else _ZERO) == y:
+                        correct += weight[r]
+            else:
+                # Sparse softmax cross-entropy, as TensorFlow's fused kernel.
+                for r in range(bs):
+                    y = Y[k, orders[k, base + r]]
+                    label = int(y)
+                    top = logits[r, 0]
+                    best = 0
+                    for c in range(1, n_out):
+                        if logits[r, c] > top:
+                            top = logits[r, c]
+                            best = c
+                    total_exp = _ZERO
+                    for c in range(n_out):
+                        e = np.float32(_exp(logits[r, c] - top))
+                        g_cur[r, c] = e
+                        total_exp += e
+                    loss = np.float32(_log(total_exp)) - (
+                        logits[r, label] - top
+                    )
+                    total += loss * weight[r]
+                    g = inv_count * weight[r]
+                    for c in range(n_out):
+                        b = g_cur[r, c] / total_exp
+                        if c == label:
+                            b = b - _ONE
+                        g_cur[r, c] = g * b
+                    if np.float32(best) == y:
+                        correct += weight[r]
+            losses[k, s] = total
+            hits[k, s] = correct
+
+            # Backward: the gradient of every kernel and bias.
+            for o in range(n_ops - 1, -1, -1):
+                if ops[o, 0] == 0:
+                    d, fan_in, units = ops[o, 1], ops[o, 2], ops[o, 3]
+                    kernel, bias = _layer(pk, p_off[d], fan_in, units)
+                    d_kernel, d_bias = _layer(grads, p_off[d], fan_in, units)
+                    if ops[o, 4] == 1:
+                        out = acts[o + 1]
+                        for r in range(bs):
+                            for j in range(units):
+                                if not out[r, j] > _ZERO:
+                                    g_cur[r, j] = _ZERO
+                    _matmul_at(acts[o], g_cur, d_kernel, fan_in, units, bs)
+                    for j in range(units):
+                        d_bias[j] = _ZERO
+                    for r in range(bs):
+                        g_r = g_cur[r]
+                        for j in range(units):
+                            d_bias[j] += g_r[j]
+                    if d == 0:
+                        break
+                    for i in range(fan_in):
+                        for j in range(units):
+                            wt[j, i] = kernel[i, j]
+                    _matmul(g_cur, wt, g_next, bs, fan_in, units)
+                    g_cur, g_next = g_next, g_cur
+                else:
+                    first, real = ops[o, 3], ops[o, 6]
+                    scale = scales[k, ops[o, 1]]
+                    for r in range(bs):
+                        m_r = masks[k, base + r, first : first + real]
+                        for c in range(real):
+                            factor = scale if m_r[c] else _ZERO
+                            g_cur[r, c] = g_cur[r, c] * factor
+
+            # The optimizer's update.
+            lr = learning_rate[k]
+            if inverse_time:
+                lr = lr / (_ONE + decay_rate[k] * (t[k] / decay_steps[k]))
+            t_next = t[k] + _ONE
+            if optimizer == 1:
+                mom = momentum[k]
+                m_k = slots[k, 0]
+                for p in range(P):
+                    m = m_k[p] * mom - grads[p] * lr
+                    m_k[p] = m
+                    pk[p] = pk[p] + m
+            elif optimizer == 0:
+                for p in range(P):
+                    pk[p] = pk[p] - grads[p] * lr
+            else:
+                b1_power = np.float32(_exp(t_next * _log(beta_1)))
+                b2_power = np.float32(_exp(t_next * _log(beta_2)))
+                alpha = (
+                    lr
+                    * np.float32(math.sqrt(_ONE - b2_power))
+                    / (_ONE - b1_power)
+                )
+                one_minus_b1 = _ONE - beta_1
+                one_minus_b2 = _ONE - beta_2
+                m_k = slots[k, 0]
+                v_k = slots[k, 1]
+                for p in range(P):
+                    gp = grads[p]
+                    m = m_k[p] + (gp - m_k[p]) * one_minus_b1
+                    v = v_k[p] + (gp * gp - v_k[p]) * one_minus_b2
+                    m_k[p] = m
+                    v_k[p] = v
+                    pk[p] = pk[p] - (m * alpha) / (
+                        np.float32(math.sqrt(v)) + adam_eps
+                    )
+            t[k] = t_next
+
+            # MaxNorm, after the update as in Keras.
+            for o in range(n_ops):
+                if ops[o, 0] == 0 and ops[o, 5] >= 0:
+                    fan_in, units = ops[o, 2], ops[o, 3]
+                    kernel, _ = _layer(pk, p_off[ops[o, 1]], fan_in, units)
+                    limit = limits[k, ops[o, 5]]
+                    for j in range(units):
+                        norms[j] = _ZERO
+                    for i in range(fan_in):
+                        row = kernel[i]
+                        for j in range(units):
+                            norms[j] += row[j] * row[j]
+                    for j in range(units):
+                        norm = np.float32(math.sqrt(norms[j]))
+                        desired = min(max(norm, _ZERO), limit)
+                        norms[j] = desired / (eps + norm)
+                    for i in range(fan_in):
+                        row = kernel[i]
+                        for j in range(units):
+                            row[j] = row[j] * norms[j]
+    _set_mxcsr(control)
