@@ -12,7 +12,7 @@
    each worker's folds trained together as lanes (``helpers/lanes.py``, the
    default).  Each timed twice: the single path's first call ("cold")
    includes starting the workers (the first call in a fresh notebook), the
-   lanes' first call finds them running and traces the lane graphs; "warm"
+   lanes' first call finds them running and loads the compiled loop; "warm"
    reuses everything.  Then a grid of 24
    configurations of the hidden-dropout network (6 dropout rates x 4 max-norm
    limits) x 10 folds with ``cross_validate_many``, by each path, with the mean
@@ -27,7 +27,10 @@
    every x86-64 CPU): the baseline and the
    visible-dropout model of chapter 2, cross-validated in one process under
    each kernel setting (each in a fresh interpreter, since TensorFlow reads
-   the settings once), with their times, ratios and mean accuracies.
+   the settings once), with their times, ratios and mean accuracies.  The
+   folds train on the single-network path (``lanes=False``): the lanes'
+   compiled loop (``helpers/lane_kernel.py``) does not use TensorFlow's
+   kernels at all.
 
 It prints the times, the ratios and each way's mean accuracy, and writes them
 to ``benchmarks/results.json``, which the appendix "Why the book's code is fast"
@@ -343,7 +346,8 @@ def kernel_probe(determinism: bool) -> dict:
         ("baseline", build_baseline),
         ("visible_dropout", build_visible_dropout),
     ):
-        estimator = make_classifier(build)
+        # TensorFlow's kernels train the single-network path only.
+        estimator = make_classifier(build).set_params(model__lanes=False)
         cross_validate_model(
             estimator, data.X, data.y, seed=SEED, n_jobs=1, n_splits=2
         )  # warm-up

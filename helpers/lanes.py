@@ -37,9 +37,10 @@ fall back to ``fit_compiled``.
 The numbers are the same on every x86-64 CPU: the compiled loop adds every
 sum in a fixed order and computes ``exp`` and ``log`` itself
 (:mod:`helpers.lane_kernel` says how).  Until session 13 the lanes were a
-TensorFlow graph of batched matrix products; measured on the same Intel
-Xeon, one thread, the compiled loop is about three times as fast for the
-baseline and twice as fast for the hidden-dropout network.
+TensorFlow graph of batched matrix products; on the same Intel Xeon, one
+thread, 5 or 10 lanes of 100 epochs on 187 rows, the compiled loop takes
+18-19 microseconds a lane-step against the graph's 46-52 for the baseline,
+and 26 against 65-84 for the hidden-dropout network (preparation included).
 """
 
 from __future__ import annotations
