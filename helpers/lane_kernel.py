@@ -22,7 +22,7 @@ Why this gives the same numbers on every x86-64 CPU:
 Why it is fast: a step is a handful of small matrix products (16 rows by 60
 units), and the products here keep a block of 4 rows by 8 units of the
 result in registers while running down the shared dimension
-(:func:`_matmul` and :func:`_matmul_at`).  Layer widths are padded to a
+(:func:`_matmul`).  Layer widths are padded to a
 multiple of 8 and batches to a multiple of 4 with zeros, which adds exact
 zeros to every sum, so the real units' numbers are those of the unpadded
 product.
@@ -256,99 +256,6 @@ def _matmul(A, B, C, M, N, Kr):
 
 
 @numba.njit(cache=True, error_model="numpy", boundscheck=False)
-def _matmul_at(A, B, C, M, N, Kr):
-    """C[:M, :N] = A[:Kr, :M].T @ B[:Kr, :N], each sum in the order q = 0, 1, ..."""
-    # (while loops: Numba compiles a range with a step into a much slower loop)
-    r = 0
-    while r < M:
-        jb = 0
-        while jb < N:
-            c00 = c01 = c02 = c03 = c04 = c05 = c06 = c07 = _ZERO
-            c10 = c11 = c12 = c13 = c14 = c15 = c16 = c17 = _ZERO
-            c20 = c21 = c22 = c23 = c24 = c25 = c26 = c27 = _ZERO
-            c30 = c31 = c32 = c33 = c34 = c35 = c36 = c37 = _ZERO
-            for q in range(Kr):
-                w0 = B[q, jb + 0]
-                w1 = B[q, jb + 1]
-                w2 = B[q, jb + 2]
-                w3 = B[q, jb + 3]
-                w4 = B[q, jb + 4]
-                w5 = B[q, jb + 5]
-                w6 = B[q, jb + 6]
-                w7 = B[q, jb + 7]
-                a0 = A[q, r + 0]
-                c00 += a0 * w0
-                c01 += a0 * w1
-                c02 += a0 * w2
-                c03 += a0 * w3
-                c04 += a0 * w4
-                c05 += a0 * w5
-                c06 += a0 * w6
-                c07 += a0 * w7
-                a1 = A[q, r + 1]
-                c10 += a1 * w0
-                c11 += a1 * w1
-                c12 += a1 * w2
-                c13 += a1 * w3
-                c14 += a1 * w4
-                c15 += a1 * w5
-                c16 += a1 * w6
-                c17 += a1 * w7
-                a2 = A[q, r + 2]
-                c20 += a2 * w0
-                c21 += a2 * w1
-                c22 += a2 * w2
-                c23 += a2 * w3
-                c24 += a2 * w4
-                c25 += a2 * w5
-                c26 += a2 * w6
-                c27 += a2 * w7
-                a3 = A[q, r + 3]
-                c30 += a3 * w0
-                c31 += a3 * w1
-                c32 += a3 * w2
-                c33 += a3 * w3
-                c34 += a3 * w4
-                c35 += a3 * w5
-                c36 += a3 * w6
-                c37 += a3 * w7
-            C[r + 0, jb + 0] = c00
-            C[r + 0, jb + 1] = c01
-            C[r + 0, jb + 2] = c02
-            C[r + 0, jb + 3] = c03
-            C[r + 0, jb + 4] = c04
-            C[r + 0, jb + 5] = c05
-            C[r + 0, jb + 6] = c06
-            C[r + 0, jb + 7] = c07
-            C[r + 1, jb + 0] = c10
-            C[r + 1, jb + 1] = c11
-            C[r + 1, jb + 2] = c12
-            C[r + 1, jb + 3] = c13
-            C[r + 1, jb + 4] = c14
-            C[r + 1, jb + 5] = c15
-            C[r + 1, jb + 6] = c16
-            C[r + 1, jb + 7] = c17
-            C[r + 2, jb + 0] = c20
-            C[r + 2, jb + 1] = c21
-            C[r + 2, jb + 2] = c22
-            C[r + 2, jb + 3] = c23
-            C[r + 2, jb + 4] = c24
-            C[r + 2, jb + 5] = c25
-            C[r + 2, jb + 6] = c26
-            C[r + 2, jb + 7] = c27
-            C[r + 3, jb + 0] = c30
-            C[r + 3, jb + 1] = c31
-            C[r + 3, jb + 2] = c32
-            C[r + 3, jb + 3] = c33
-            C[r + 3, jb + 4] = c34
-            C[r + 3, jb + 5] = c35
-            C[r + 3, jb + 6] = c36
-            C[r + 3, jb + 7] = c37
-            jb += 8
-        r += 4
-
-
-@numba.njit(cache=True, error_model="numpy", boundscheck=False)
 def _layer(flat, offsets, fan_in, units):
     """Views of one layer's kernel (fan_in, units) and bias in a lane's flat parameters."""
     kw, kb = offsets[0], offsets[1]
@@ -532,7 +439,8 @@ def train_lanes(
                             for j in range(units):
                                 if not out[r, j] > _ZERO:
                                     g_cur[r, j] = _ZERO
-                    _matmul_at(acts[o], g_cur, d_kernel, fan_in, units, bs)
+                    # (acts[o].T: a transposed view; Numba compiles _matmul for it apart)
+                    _matmul(acts[o].T, g_cur, d_kernel, fan_in, units, bs)
                     for j in range(units):
                         d_bias[j] = _ZERO
                     for r in range(bs):
