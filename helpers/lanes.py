@@ -274,16 +274,6 @@ def _lane_masks(
     return out
 
 
-def _hyper_names(plan: LanePlan) -> list[str]:
-    """The per-lane optimizer values the step reads, in the graph's order."""
-    names = ["learning_rate"]
-    if plan.optimizer == "sgd-momentum":
-        names.append("momentum")
-    if plan.schedule == "inverse-time":
-        names += ["decay_rate", "decay_steps"]
-    return names
-
-
 def _dropout_widths(plan: LanePlan) -> list[int]:
     widths, width = [], plan.ops[0]
     for op in plan.ops[1]:
@@ -358,8 +348,6 @@ def _from_flat(flat, offsets, shapes) -> list[np.ndarray]:
 
 def _train_group(plan: LanePlan, jobs: list) -> list[dict]:
     """Train ``jobs`` (all of ``plan``'s structure, same epochs and batch size) as lanes."""
-    import keras
-
     from helpers.lane_kernel import ROW_BLOCK, train_lanes
     from helpers.training import epoch_orders
 

@@ -1035,7 +1035,6 @@ def test_build_training_state_falls_back_for_a_model_without_declared_output():
     "function, kept",
     [
         ("<function _make_driver.<locals>.run at 0x7f>", False),
-        ("<function _stepper.<locals>.run at 0x7f>", True),
         ("<function my_loop.<locals>.step at 0x7f>", True),
     ],
 )
