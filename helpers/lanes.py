@@ -28,11 +28,14 @@ TensorFlow from its seed generator; a lane draws them from NumPy's generator
 seeded by the lane's seed, so that they do not depend on the other lanes.
 Same rate, same statistics, other random numbers.
 
-Only sequential networks of ``Dense`` and ``Dropout`` layers are supported,
-which covers every multi-layer perceptron the book builds; :func:`lane_plan`
-returns ``None`` for anything else (a convolutional network, a learning-rate
-schedule other than ``InverseTimeDecay``, gradient clipping, ...) and callers
-fall back to ``fit_compiled``.
+Sequential networks of ``Dense`` and ``Dropout`` layers are supported, which
+covers every multi-layer perceptron the book builds, and, since session 14,
+small convolutional networks of the kind :func:`helpers.models.build_convnet`
+builds (``Conv2D`` with "same" padding and stride 1, ``MaxPooling2D``,
+``SpatialDropout2D``, ``Reshape`` and ``Flatten``); :func:`lane_plan`
+returns ``None`` for anything else (other padding or strides, batch
+normalization, a learning-rate schedule other than ``InverseTimeDecay``,
+gradient clipping, ...) and callers fall back to ``fit_compiled``.
 
 The numbers are the same on every x86-64 CPU: the compiled loop adds every
 sum in a fixed order and computes ``exp`` and ``log`` itself
@@ -108,12 +111,20 @@ _OPTIMIZER_OFF = {
 def lane_plan(model) -> LanePlan | None:
     """Describe ``model`` for lane training, or return ``None`` if it cannot be lane-trained.
 
-    Supported: a compiled, not yet trained ``keras.Sequential`` of ``Dense``
+    Supported: a compiled ``keras.Sequential`` (if trained before, lane
+    training continues from its optimizer's state, as another ``fit`` would)
+    of ``Dense``
     (ReLU or linear hidden activations, optional ``MaxNorm`` kernel
     constraint, no regularizers) and ``Dropout`` layers, ending in a sigmoid
     unit with binary cross-entropy or a softmax layer with sparse categorical
-    cross-entropy; SGD (``nesterov=False``) or Adam (``amsgrad=False``) with a
-    constant learning rate or an ``InverseTimeDecay`` schedule (without
+    cross-entropy; before the ``Dense`` layers, optionally, images: a
+    ``Reshape`` of the row to (height, width, channels), then ``Conv2D``
+    (odd kernel sizes, "same" padding, stride and dilation 1, ReLU or
+    linear, ``MaxNorm`` over each filter's weights, axes ``[0, 1, 2]``),
+    ``MaxPooling2D`` ("valid", strides equal to the pool size), ``Dropout``
+    and ``SpatialDropout2D`` layers, channels last, and a ``Flatten``; SGD
+    (``nesterov=False``) or Adam (``amsgrad=False``) with a constant
+    learning rate or an ``InverseTimeDecay`` schedule (without
     staircase); metrics none or ``["accuracy"]``.
     """
     if not isinstance(model, keras.Sequential) or not getattr(
@@ -128,8 +139,6 @@ def lane_plan(model) -> LanePlan | None:
     config = optimizer.get_config()
     if any(config.get(k, v) != v for k, v in _OPTIMIZER_OFF.items()):
         return None
-    if int(optimizer.iterations.numpy()) != 0:
-        return None  # already trained: lanes start from a fresh optimizer
     values = _learning_rate_values(optimizer)
     if values is None:
         return None
@@ -154,15 +163,55 @@ def lane_plan(model) -> LanePlan | None:
     ops: list = []
     rates: list[float] = []
     limits: list[float] = []
+    n_features = model.inputs[0].shape[-1] if model.inputs else None
+    if n_features is None:
+        return None
+    shape: tuple = (
+        int(n_features),
+    )  # one row's activations, as Keras sees them
     layers = model.layers
     for i, layer in enumerate(layers):
         last = i == len(layers) - 1
-        if type(layer) is keras.layers.Dropout:
+        layer_type = type(layer)
+        if layer_type is keras.layers.Dropout:
             if layer.noise_shape is not None or last:
                 return None
             ops.append(("dropout",))
             rates.append(float(layer.rate))
-        elif type(layer) is keras.layers.Dense:
+        elif layer_type is keras.layers.SpatialDropout2D:
+            if len(shape) != 3 or layer.data_format != "channels_last":
+                return None
+            ops.append(("spatial-dropout",))
+            rates.append(float(layer.rate))
+        elif layer_type is keras.layers.Reshape:
+            # A row stays the same numbers in the same (row-major) order.
+            target = tuple(int(n) for n in layer.target_shape)
+            if (
+                len(target) not in (1, 3)
+                or -1 in target
+                or np.prod(target) != np.prod(shape)
+            ):
+                return None
+            shape = target
+            ops.append(("reshape", list(target)))
+        elif layer_type is keras.layers.Flatten:
+            if layer.data_format != "channels_last":
+                return None
+            shape = (int(np.prod(shape)),)
+            ops.append(("flatten",))
+        elif layer_type is keras.layers.MaxPooling2D:
+            pool = tuple(layer.pool_size)
+            if (
+                len(shape) != 3
+                or layer.data_format != "channels_last"
+                or layer.padding != "valid"
+                or tuple(layer.strides) != pool
+                or min(shape[0] // pool[0], shape[1] // pool[1]) < 1
+            ):
+                return None
+            shape = (shape[0] // pool[0], shape[1] // pool[1], shape[2])
+            ops.append(("maxpool", int(pool[0]), int(pool[1])))
+        elif layer_type in (keras.layers.Dense, keras.layers.Conv2D):
             c = layer.get_config()
             activation = c["activation"]
             if (
@@ -177,18 +226,47 @@ def lane_plan(model) -> LanePlan | None:
                 or c.get("quantization_config") is not None
             ):
                 return None
+            # MaxNorm over each unit's (or each filter's) incoming weights.
+            if layer_type is keras.layers.Dense:
+                if len(shape) != 1:
+                    return None
+                filter_axes: object = 0
+            else:
+                kh, kw = (int(n) for n in c["kernel_size"])
+                if (
+                    len(shape) != 3
+                    or last
+                    or kh % 2 == 0
+                    or kw % 2 == 0
+                    or tuple(c["strides"]) != (1, 1)
+                    or tuple(c["dilation_rate"]) != (1, 1)
+                    or c["padding"] != "same"
+                    or c["groups"] != 1
+                    or layer.data_format != "channels_last"
+                ):
+                    return None
+                filter_axes = [0, 1, 2]
             constraint = layer.kernel_constraint
             if constraint is None:
                 limited = False
-            elif (
-                type(constraint) is keras.constraints.MaxNorm
-                and constraint.axis == 0
+            elif type(constraint) is keras.constraints.MaxNorm and (
+                constraint.axis == filter_axes
+                or (
+                    isinstance(constraint.axis, (list, tuple))
+                    and list(constraint.axis) == filter_axes
+                )
             ):
                 limited = True
                 limits.append(float(constraint.max_value))
             else:
                 return None
-            ops.append(("dense", int(c["units"]), activation, limited))
+            if layer_type is keras.layers.Dense:
+                ops.append(("dense", int(c["units"]), activation, limited))
+                shape = (int(c["units"]),)
+            else:
+                filters = int(c["filters"])
+                ops.append(("conv", filters, kh, kw, activation, limited))
+                shape = (shape[0], shape[1], filters)
         else:
             return None
     if not ops or ops[-1][0] != "dense":
@@ -208,9 +286,6 @@ def lane_plan(model) -> LanePlan | None:
     ):
         loss_kind = "sparse"
     else:
-        return None
-    n_features = model.inputs[0].shape[-1] if model.inputs else None
-    if n_features is None:
         return None
     names = ("loss", "accuracy") if metrics else ("loss",)
     values["rates"] = rates
@@ -275,13 +350,9 @@ def _lane_masks(
 
 
 def _dropout_widths(plan: LanePlan) -> list[int]:
-    widths, width = [], plan.ops[0]
-    for op in plan.ops[1]:
-        if op[0] == "dense":
-            width = op[1]
-        else:
-            widths.append(width)
-    return widths
+    """How many mask numbers each dropout layer draws per row: one per unit
+    (or pixel and feature map), or one per feature map for ``SpatialDropout2D``."""
+    return _kernel_layout(plan)[5]
 
 
 def _padded(n: int, block: int) -> int:
@@ -289,59 +360,115 @@ def _padded(n: int, block: int) -> int:
 
 
 def _kernel_layout(plan: LanePlan):
-    """The op table, parameter offsets, layer shapes, parameter count and
-    widest padded layer that :func:`helpers.lane_kernel.train_lanes` reads."""
+    """What :func:`helpers.lane_kernel.train_lanes` reads about the structure.
+
+    Returns the op table (one row of 12 numbers per layer that computes
+    something; ``Reshape`` and ``Flatten`` change nothing in a row's numbers,
+    which stay in Keras' row-major height, width, channel order), each
+    parameter layer's kernel and bias offsets in the flat parameters, each
+    one's shapes (for :func:`_to_flat`), the parameter count, the widest
+    padded row or matrix side, and the mask width of each dropout layer.
+    """
     from helpers.lane_kernel import UNIT_BLOCK
 
-    n_features = plan.ops[0]
-    fan_in = _padded(n_features, UNIT_BLOCK)
-    real_in = n_features
-    rows, offsets, shapes = [], [], []
+    def pad(n):
+        return _padded(n, UNIT_BLOCK)
+
+    real = plan.ops[0]  # the row's size
+    image = None  # (height, width, channels) while the row is an image
+    rows, offsets, shapes, mask_widths = [], [], [], []
+    widest = pad(real)
     d = j = column = n_limits = offset = 0
+
+    def limit_index(limited):
+        nonlocal n_limits
+        if not limited:
+            return -1
+        n_limits += 1
+        return n_limits - 1
+
     for op in plan.ops[1]:
-        if op[0] == "dense":
-            units = _padded(op[1], UNIT_BLOCK)
-            limit = -1
-            if op[3]:
-                limit, n_limits = n_limits, n_limits + 1
+        name = op[0]
+        if name == "dense":
+            units = op[1]
             relu = 1 if op[2] == "relu" else 0
-            rows.append((0, d, fan_in, units, relu, limit, op[1]))
-            offsets.append((offset, offset + fan_in * units))
-            shapes.append((real_in, op[1], fan_in, units))
-            offset += fan_in * units + units
-            fan_in, real_in, d = units, op[1], d + 1
-        else:
-            rows.append((1, j, fan_in, column, 0, -1, real_in))
-            column += real_in
-            j += 1
-    width = max(max(r[2], r[3]) for r in rows)
+            limit = limit_index(op[3])
+            rows.append((0, d, pad(real), pad(units), relu, limit, units))
+            offsets.append((offset, offset + pad(real) * pad(units)))
+            shapes.append((real, units, pad(real), pad(units), (real, units)))
+            offset += pad(real) * pad(units) + pad(units)
+            real, d = units, d + 1
+        elif name == "conv":
+            filters, kh, kw = op[1], op[2], op[3]
+            height, width, channels = image
+            relu = 1 if op[4] == "relu" else 0
+            limit = limit_index(op[5])
+            n_in = kh * kw * channels
+            rows.append(
+                (3, d, height, width, relu, limit, channels, filters, kh, kw)
+                + (pad(n_in), pad(filters))
+            )
+            offsets.append((offset, offset + pad(n_in) * pad(filters)))
+            shapes.append(
+                (n_in, filters, pad(n_in), pad(filters))
+                + ((kh, kw, channels, filters),)
+            )
+            offset += pad(n_in) * pad(filters) + pad(filters)
+            image, d = (height, width, filters), d + 1
+            real = height * width * filters
+            widest = max(widest, pad(n_in), pad(filters))
+        elif name == "maxpool":
+            height, width, channels = image
+            rows.append((4, 0, height, width, channels, op[1], op[2]))
+            image = (height // op[1], width // op[2], channels)
+            real = int(np.prod(image))
+        elif name == "dropout":
+            rows.append((1, j, pad(real), column, 0, -1, real))
+            mask_widths.append(real)
+            column, j = column + real, j + 1
+        elif name == "spatial-dropout":
+            height, width, channels = image
+            rows.append((2, j, height * width, column, 0, -1, channels))
+            mask_widths.append(channels)
+            column, j = column + channels, j + 1
+        elif name == "reshape":
+            image = tuple(op[1]) if len(op[1]) == 3 else None
+        elif name == "flatten":
+            image = None
+        widest = max(widest, pad(real))
+    table = np.zeros((len(rows), 12), dtype=np.int64)
+    for i, row in enumerate(rows):
+        table[i, : len(row)] = row
     return (
-        np.array(rows, dtype=np.int64),
+        table,
         np.array(offsets, dtype=np.int64),
         shapes,
         offset,
-        width,
+        widest,
+        mask_widths,
     )
 
 
 def _to_flat(weights, offsets, shapes, size) -> np.ndarray:
     """One network's Keras weights in the kernel's padded flat layout."""
     flat = np.zeros(size, dtype=np.float32)
-    for d, ((kw, kb), (n_in, n_out, fan_in, units)) in enumerate(
+    for d, ((kw, kb), (n_in, n_out, fan_in, units, _)) in enumerate(
         zip(offsets, shapes)
     ):
         kernel = flat[kw : kw + fan_in * units].reshape(fan_in, units)
-        kernel[:n_in, :n_out] = weights[2 * d]
+        kernel[:n_in, :n_out] = np.reshape(weights[2 * d], (n_in, n_out))
         flat[kb : kb + n_out] = weights[2 * d + 1]
     return flat
 
 
 def _from_flat(flat, offsets, shapes) -> list[np.ndarray]:
-    """The inverse of :func:`_to_flat`."""
+    """The inverse of :func:`_to_flat`, in the Keras weights' shapes."""
     weights = []
-    for (kw, kb), (n_in, n_out, fan_in, units) in zip(offsets, shapes):
+    for (kw, kb), (n_in, n_out, fan_in, units, kernel_shape) in zip(
+        offsets, shapes
+    ):
         kernel = flat[kw : kw + fan_in * units].reshape(fan_in, units)
-        weights.append(np.array(kernel[:n_in, :n_out]))
+        weights.append(np.array(kernel[:n_in, :n_out]).reshape(kernel_shape))
         weights.append(np.array(flat[kb : kb + n_out]))
     return weights
 
@@ -359,8 +486,7 @@ def _train_group(plan: LanePlan, jobs: list) -> list[dict]:
     bs_padded = _padded(bs, ROW_BLOCK)
     steps = [-(-n // bs) for n in sizes]
     S = max(steps)
-    widths = _dropout_widths(plan)
-    ops, offsets, shapes, size, width = _kernel_layout(plan)
+    ops, offsets, shapes, size, width, widths = _kernel_layout(plan)
 
     X = np.zeros((K, max(sizes), plan.ops[0]), dtype=np.float32)
     Y = np.zeros((K, max(sizes)), dtype=np.float32)
@@ -400,6 +526,17 @@ def _train_group(plan: LanePlan, jobs: list) -> list[dict]:
     n_slots = {"sgd-momentum": 1, "sgd": 0, "adam": 2}[plan.optimizer]
     slots = np.zeros((K, max(n_slots, 1), size), dtype=np.float32)
     t = np.zeros(K, dtype=np.float32)
+    for k, job in enumerate(jobs):
+        # A network trained before goes on from its optimizer's state.
+        optimizer = job["model"].optimizer
+        t[k] = float(optimizer.iterations.numpy())
+        if t[k] > 0:
+            for which, variables in enumerate(
+                _slot_variables(optimizer, plan)
+            ):
+                slots[k, which] = _to_flat(
+                    [v.numpy() for v in variables], offsets, shapes, size
+                )
     optimizer = {"sgd": 0, "sgd-momentum": 1, "adam": 2}[plan.optimizer]
     adam = np.array(plan.ops[2] or (0.0, 0.0, 0.0), dtype=np.float32)
     eps = np.float32(keras.backend.epsilon())
@@ -492,17 +629,21 @@ def _store_metrics(model, history: dict, n_rows: int) -> None:
                 inner.count.assign(n_rows)
 
 
+def _slot_variables(optimizer, plan: LanePlan) -> list:
+    """The optimizer's per-weight state, one list of variables per kind:
+    SGD's momentums, or Adam's first and second moment estimates."""
+    if plan.optimizer == "sgd-momentum":
+        return [optimizer.momentums]
+    if plan.optimizer == "adam":
+        return [optimizer._momentums, optimizer._velocities]
+    return []
+
+
 def _store_optimizer_state(model, plan: LanePlan, slots, t) -> None:
     """Leave the model's optimizer as training would: step count and moment estimates."""
     optimizer = model.optimizer
     optimizer.iterations.assign(int(round(float(np.asarray(t).ravel()[0]))))
-    if plan.optimizer == "sgd-momentum":
-        lists = [optimizer.momentums]
-    elif plan.optimizer == "adam":
-        lists = [optimizer._momentums, optimizer._velocities]
-    else:
-        return
-    for which, variables in enumerate(lists):
+    for which, variables in enumerate(_slot_variables(optimizer, plan)):
         for variable, slot in zip(variables, slots):
             variable.assign(np.asarray(slot[which]).reshape(variable.shape))
 
@@ -562,11 +703,12 @@ def make_job(
 
 def _job_key(model, X, y, epochs, batch_size, seed, plan) -> str:
     """Everything a lane's result depends on, hashed: structure, lane values,
-    initial weights, rows, labels, schedule and seed."""
+    initial weights and optimizer state, rows, labels, schedule and seed."""
     digest = hashlib.blake2b(digest_size=20)
     settings = [plan.key, plan.values, epochs, batch_size, seed]
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    for array in [*model.get_weights(), X, y]:
+    state = [v.numpy() for v in model.optimizer.variables]
+    for array in [*model.get_weights(), *state, X, y]:
         array = np.ascontiguousarray(array)
         digest.update(str((array.dtype.str, array.shape)).encode())
         digest.update(array.tobytes())
@@ -644,6 +786,51 @@ def train_jobs(jobs: list) -> list[dict]:
         if job.get("on_done") is not None:
             job["on_done"](history)
     return histories
+
+
+def predict_lanes(model, X) -> np.ndarray:
+    """The model's output for the rows of ``X`` in inference mode, computed by
+    the lanes' compiled forward pass: what ``model(X, training=False)``
+    returns, to float32 rounding, and the same numbers on every x86-64 CPU.
+
+    TensorFlow's convolution kernels add their long sums in blocks sized by
+    the CPU's cache, so a convolutional network's probabilities from Keras
+    differ in their last bits from one CPU model to another (and a near tie
+    can change a predicted class); ``FastKerasClassifier`` predicts with this
+    for such networks.  Raises ``ValueError`` if the model has no lane plan.
+
+    Examples
+    --------
+    >>> from helpers.models import build_convnet
+    >>> model = build_convnet(filters=(4, 8))
+    >>> X = np.random.default_rng(0).random((5, 64), dtype=np.float32)
+    >>> predict_lanes(model, X).shape
+    (5, 10)
+    """
+    from helpers.lane_kernel import predict_rows
+
+    plan = lane_plan(model)
+    if plan is None:
+        raise ValueError(
+            "this network has no lane plan (see helpers.lanes.lane_plan); "
+            "predict with the model itself"
+        )
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[1] != plan.ops[0]:
+        raise ValueError(
+            f"X must be 2-D with {plan.ops[0]} features per row; got shape "
+            f"{X.shape}"
+        )
+    ops, offsets, shapes, size, width, _ = _kernel_layout(plan)
+    params = _to_flat(model.get_weights(), offsets, shapes, size)
+    out = np.zeros((len(X), int(ops[-1, 6])), dtype=np.float32)
+    predict_rows(ops, offsets, params, X, plan.loss == "binary", width, out)
+    return out
+
+
+def has_convolutions(plan: LanePlan | None) -> bool:
+    """Whether a lane plan's network has ``Conv2D`` layers."""
+    return plan is not None and any(op[0] == "conv" for op in plan.ops[1])
 
 
 # ----------------------------------------------------------------------------- deferring fits

@@ -417,14 +417,17 @@ class FastKerasClassifier(KerasClassifier):
     so through :func:`seed_keras`, which reseeds Python's ``random``,
     NumPy's global generator and Keras' global seed at every fit.
 
-    A multi-layer perceptron (``Dense`` and ``Dropout`` layers, see
-    :func:`helpers.lanes.lane_plan`) is trained as a *lane*
-    (``helpers/lanes.py``): inside ``cross_validate_model`` the folds'
-    networks train together, and a fit on its own gives the same numbers.
-    Any other network (a convolutional one, say) is trained by
-    :func:`fit_compiled`.  ``lanes=False`` sends every network to
-    :func:`fit_compiled` (whose dropout masks are Keras' own, so the numbers
-    differ from a lane's by the luck of the masks).
+    A multi-layer perceptron (``Dense`` and ``Dropout`` layers) or a small
+    convolutional network (see :func:`helpers.lanes.lane_plan`) is trained
+    as a *lane* (``helpers/lanes.py``): inside ``cross_validate_model`` the
+    folds' networks train together, and a fit on its own gives the same
+    numbers.  A convolutional lane network also predicts through the lanes'
+    forward pass (:func:`helpers.lanes.predict_lanes`), which gives the same
+    numbers on every CPU, as TensorFlow's convolution kernels do not.  Any
+    other network is trained by :func:`fit_compiled`.  ``lanes=False`` sends
+    every network to :func:`fit_compiled` and Keras' own prediction (whose
+    dropout masks are Keras' own, so the numbers differ from a lane's by the
+    luck of the masks).
 
     On a Keras backend other than TensorFlow it trains with Keras' own
     ``fit`` instead (same schedule, slower).
@@ -584,6 +587,12 @@ class FastKerasClassifier(KerasClassifier):
             )
         X, _ = self._validate_data(X=X, y=None)
         X = self.feature_encoder_.transform(X)
+        if self.lanes and lanes.has_convolutions(
+            lanes.lane_plan(self.model_)
+        ):
+            # TensorFlow's convolution kernels round differently on different
+            # CPUs; the lanes' forward pass does not (lanes.predict_lanes).
+            return lanes.predict_lanes(self.model_, X)
         return keras.ops.convert_to_numpy(self.model_(X, training=False))
 
 

@@ -101,12 +101,64 @@ def test_an_inverse_time_decay_is_a_lane_value():
     assert "decay_rate" not in constant.values
 
 
+def convnet(seed=0, **kw):
+    keras.utils.set_random_seed(seed)
+    return build_convnet(**kw)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"dense_dropout": 0.5, "max_norm": 3.0},
+        {"spatial_dropout": 0.2, "input_dropout": 0.2, "dense_dropout": 0.5},
+        {"image_shape": (5, 7), "filters": (3, 5), "dense_units": 6},
+    ],
+)
+def test_the_books_convnets_have_a_plan(kw):
+    plan = lane_plan(convnet(**kw))
+    assert plan is not None
+    # both convolutions' filters and the hidden Dense layer's units
+    n_limits = 3 if "max_norm" in kw else 0
+    assert plan.values["limits"] == [kw.get("max_norm")] * n_limits
+
+
+def convnet_with(*middle, n_classes=3):
+    """A network of 16-pixel rows as 4x4 images: ``middle`` then a softmax."""
+    model = keras.Sequential(
+        [keras.Input(shape=(16,)), keras.layers.Reshape((4, 4, 1))]
+        + list(middle)
+        + [keras.layers.Flatten(), keras.layers.Dense(n_classes, "softmax")]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
 def test_what_lanes_do_not_implement_has_no_plan():
     stairs = decaying(0.1, staircase=True)
     assert lane_plan(network(learning_rate=stairs)) is None
     exponential = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
     assert lane_plan(network(learning_rate=exponential)) is None
-    assert lane_plan(build_convnet(filters=(4, 4))) is None
+    layers = keras.layers
+    assert lane_plan(convnet_with(layers.Conv2D(4, 3, padding="same")))
+    for unsupported in (
+        layers.Conv2D(4, 3, padding="valid"),
+        layers.Conv2D(4, 3, padding="same", strides=2),
+        layers.Conv2D(4, 2, padding="same"),  # even: padded unevenly
+        layers.Conv2D(4, 3, padding="same", dilation_rate=2),
+        layers.Conv2D(4, 3, padding="same", kernel_regularizer="l2"),
+        layers.Conv2D(
+            4,
+            3,
+            padding="same",
+            kernel_constraint=keras.constraints.MaxNorm(2),
+        ),  # the norm of each kernel row, not of each filter
+        layers.AveragePooling2D(2),
+        layers.MaxPooling2D(2, strides=1),
+        layers.MaxPooling2D(3, padding="same"),
+        layers.BatchNormalization(),
+    ):
+        assert lane_plan(convnet_with(unsupported)) is None, unsupported
     clipped = network()
     clipped.compile(
         optimizer=keras.optimizers.SGD(0.01, clipnorm=1.0),
@@ -119,10 +171,6 @@ def test_what_lanes_do_not_implement_has_no_plan():
         loss="binary_crossentropy",
     )
     assert lane_plan(nesterov) is None
-    trained = network()
-    X, y = data(40)
-    fit_compiled(trained, X, y, epochs=1, batch_size=16, seed=0)
-    assert lane_plan(trained) is None  # lanes start from a fresh optimizer
 
 
 # ----------------------------------------------- the single-network path's training
@@ -162,6 +210,92 @@ def test_without_dropout_a_lane_trains_as_fit_compiled(kw):
     for name in ("loss", "accuracy"):
         np.testing.assert_allclose(history[name], expected[name], rtol=1e-5)
     assert int(lane.optimizer.iterations.numpy()) == 3 * 3
+
+
+def images(n, shape=(8, 8), seed=0, n_classes=10):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, shape[0] * shape[1])).astype(np.float32)
+    # the label depends on where the image is bright, so there is a pattern
+    # for the convolutions to find
+    y = (np.argmax(X, axis=1) % n_classes).astype(np.float32)
+    return X, y
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9},
+        {"optimizer": "sgd", "learning_rate": 0.1, "max_norm": 0.5},
+        {"learning_rate": 0.01},
+        {
+            "image_shape": (5, 7),
+            "filters": (3, 5),
+            "dense_units": 6,
+            "n_classes": 3,
+            "optimizer": "sgd",
+            "learning_rate": 0.1,
+            "momentum": 0.0,
+        },
+    ],
+    ids=["sgd-momentum", "sgd-maxnorm", "adam", "odd-sizes"],
+)
+def test_without_dropout_a_convnet_lane_trains_as_fit_compiled(kw):
+    """Convolutions ("same" padding, padded sizes), max pooling, flattening
+    and the filters' max-norm, against TensorFlow's kernels.
+
+    Adam moves a weight by about its learning rate whatever the size of its
+    gradient, so where a gradient is near zero, float32 rounding in the sums
+    (added in another order by TensorFlow) can move a weight by a good share
+    of the rate: with Adam, all but one weight in a hundred must agree to
+    float32 rounding, and the rest within a tenth of the rate.
+    """
+    shape = kw.get("image_shape", (8, 8))
+    X, y = images(45, shape, n_classes=kw.get("n_classes", 10))
+    single, lane = convnet(3, **kw), convnet(3, **kw)
+    expected = fit_compiled(single, X, y, epochs=2, batch_size=16, seed=5)
+    (history,) = fit_lanes(
+        [lane], [X], [y], epochs=2, batch_size=16, seeds=[5]
+    )
+    for a, b in zip(single.get_weights(), lane.get_weights()):
+        if kw.get("optimizer") == "sgd":
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+        else:
+            close = np.isclose(b, a, rtol=1e-5, atol=1e-6)
+            assert close.mean() > 0.99, close.mean()
+            np.testing.assert_allclose(b, a, atol=kw["learning_rate"] / 10)
+    np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5)
+    p_single = single(X, training=False).numpy()
+    p_lane = lane(X, training=False).numpy()
+    np.testing.assert_allclose(p_lane, p_single, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"momentum": 0.9, "learning_rate": 0.1},
+        {"optimizer": "adam", "learning_rate": decaying(0.01, rate=0.1)},
+    ],
+    ids=["sgd-momentum", "adam-decaying"],
+)
+def test_a_trained_network_goes_on_from_its_optimizers_state(kw):
+    """Training in two calls, as a learning curve does between its
+    checkpoints: the second call starts from the first one's weights, moment
+    estimates and step count (the decay goes on), as fit_compiled's does."""
+    X, y = data(45)
+    single, lane = network(3, **kw), network(3, **kw)
+    for seed in (5, 6):
+        fit_compiled(single, X, y, epochs=2, batch_size=16, seed=seed)
+        fit_lanes([lane], [X], [y], epochs=2, batch_size=16, seeds=[seed])
+    assert int(lane.optimizer.iterations.numpy()) == 2 * 2 * 3
+    for a, b in zip(single.get_weights(), lane.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    # and a restart from a fresh optimizer would differ
+    fresh = network(3, **kw)
+    fit_lanes([fresh], [X], [y], epochs=2, batch_size=16, seeds=[5])
+    fresh.optimizer = network(3, **kw).optimizer
+    fresh.optimizer.build(fresh.trainable_variables)
+    fit_lanes([fresh], [X], [y], epochs=2, batch_size=16, seeds=[6])
+    assert not np.allclose(fresh.get_weights()[0], lane.get_weights()[0])
 
 
 def test_the_model_is_left_as_training_leaves_it():
@@ -207,6 +341,17 @@ def test_a_lanes_result_does_not_depend_on_the_lanes_beside_it(kw):
     assert_same_bits(alone, together[0])
 
 
+def test_a_convnet_lanes_result_does_not_depend_on_the_lanes_beside_it():
+    kw = {"spatial_dropout": 0.3, "input_dropout": 0.2, "dense_dropout": 0.5}
+    Xs, ys = zip(*(images(n, seed=i) for i, n in enumerate((40, 41, 23))))
+    alone = convnet(0, **kw)
+    fit_lanes([alone], Xs[:1], ys[:1], epochs=2, batch_size=16, seeds=[4])
+    group = [convnet(i, **kw) for i in range(3)]
+    fit_lanes(group, Xs, ys, epochs=2, batch_size=16, seeds=[4, 5, 6])
+    assert_same_bits(weights(alone), weights(group[0]))
+    assert not np.array_equal(weights(group[0])[0], weights(group[1])[0])
+
+
 def test_lanes_with_other_rates_and_learning_rates_leave_a_lane_alone():
     alone, together = alone_and_together(
         DROPOUT, [50, 50, 50], [0.3, 0.0, 0.6]
@@ -241,15 +386,32 @@ def _one_step_by_autodiff(model, x, y, masks, learning_rate):
     import tensorflow as tf
 
     variables = [tf.Variable(w) for w in model.get_weights()]
+    layers = keras.layers
     with tf.GradientTape() as tape:
         h, d, j = tf.constant(x), 0, 0
         for layer in model.layers:
-            if isinstance(layer, keras.layers.Dropout):
+            if isinstance(layer, (layers.Dropout, layers.SpatialDropout2D)):
                 keep = tf.constant(masks[j], tf.float32)
+                if isinstance(layer, layers.SpatialDropout2D):
+                    keep = keep[:, None, None, :]  # one number per map
+                else:
+                    keep = tf.reshape(keep, h.shape)
                 h = h * keep / (1.0 - layer.rate)
                 j += 1
+            elif isinstance(layer, layers.Reshape):
+                h = tf.reshape(h, (-1, *layer.target_shape))
+            elif isinstance(layer, layers.Flatten):
+                h = tf.reshape(h, (h.shape[0], -1))
+            elif isinstance(layer, layers.MaxPooling2D):
+                h = tf.nn.max_pool2d(
+                    h, layer.pool_size, layer.strides, "VALID"
+                )
             else:
-                h = h @ variables[2 * d] + variables[2 * d + 1]
+                if isinstance(layer, layers.Conv2D):
+                    h = tf.nn.conv2d(h, variables[2 * d], 1, "SAME")
+                else:
+                    h = h @ variables[2 * d]
+                h = h + variables[2 * d + 1]
                 if layer.get_config()["activation"] == "relu":
                     h = tf.nn.relu(h)
                 d += 1
@@ -280,13 +442,38 @@ def test_a_step_with_dropout_is_autodiffs_step_with_the_same_masks(kw):
     the masks the lane drew for its rows, to float32 rounding: the masks sit
     on the right rows and units, are scaled by 1 / (1 - rate) and stop the
     gradient where they drop."""
-    from helpers.lanes import _MASK_STREAM, _dropout_widths, _lane_masks
-    from helpers.training import epoch_orders
-
     n_classes = kw.get("n_classes", 2)
     X, y = data(13, n_classes=n_classes)  # one batch of 13 rows
     kw = {**kw, "momentum": 0.0, "learning_rate": 0.5}
-    model, lane = network(2, **kw), network(2, **kw)
+    _check_a_step_with_dropout(network(2, **kw), network(2, **kw), X, y)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"input_dropout": 0.3, "spatial_dropout": 0.4, "dense_dropout": 0.5},
+        {
+            "image_shape": (5, 7),
+            "filters": (3, 5),
+            "dense_units": 6,
+            "spatial_dropout": 0.5,
+        },
+    ],
+)
+def test_a_convnet_step_with_dropout_is_autodiffs_step_with_the_same_masks(
+    kw,
+):
+    """As above for the convolutional network: a pixel's mask, and one mask
+    number per feature map for SpatialDropout2D."""
+    kw = {**kw, "optimizer": "sgd", "momentum": 0.0, "learning_rate": 0.5}
+    X, y = images(13, kw.get("image_shape", (8, 8)))
+    _check_a_step_with_dropout(convnet(2, **kw), convnet(2, **kw), X, y)
+
+
+def _check_a_step_with_dropout(model, lane, X, y):
+    from helpers.lanes import _MASK_STREAM, _dropout_widths, _lane_masks
+    from helpers.training import epoch_orders
+
     plan = lane_plan(model)
     order = epoch_orders(len(X), 1, 8)[0]
     masks = _lane_masks(
@@ -430,8 +617,8 @@ def test_bad_input_is_a_clear_error():
         ValueError, match=r"models\[0\] cannot be trained as a lane"
     ):
         fit_lanes(
-            [build_convnet(filters=(4, 4))],
-            [X],
+            [convnet_with(keras.layers.AveragePooling2D(2))],
+            [X[:, :16]],
             [y],
             epochs=1,
             batch_size=8,
@@ -661,3 +848,73 @@ def test_a_lanes_result_does_not_depend_on_what_ran_before():
         fit_lanes([model], [X], [y], epochs=3, batch_size=16, seeds=[9])
         results.append(weights(model))
     assert_same_bits(*results)
+
+
+# ------------------------------------------------------------------ prediction
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: convnet(1),
+        lambda: convnet(
+            1, input_dropout=0.2, spatial_dropout=0.3, dense_dropout=0.5
+        ),
+        lambda: convnet(
+            1, image_shape=(5, 7), filters=(3, 5), dense_units=6, n_classes=3
+        ),
+        lambda: network(1, n_features=64),
+        lambda: network(1, n_features=64, n_classes=4, hidden_dropout=0.4),
+    ],
+    ids=["convnet", "convnet-dropout", "odd-sizes", "sigmoid", "softmax"],
+)
+def test_lane_prediction_is_the_models_own_in_inference_mode(build):
+    from helpers.lanes import predict_lanes
+
+    model = build()
+    n_features = model.inputs[0].shape[-1]
+    # 77 rows: two whole blocks of 32 and a partial one
+    X = np.random.default_rng(4).normal(size=(77, n_features))
+    X = X.astype(np.float32)
+    expected = model(X, training=False).numpy()
+    got = predict_lanes(model, X)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    # each row's own: the rows in another order give the same rows
+    np.testing.assert_array_equal(predict_lanes(model, X[::-1]), got[::-1])
+
+
+def test_a_fitted_convnet_predicts_through_the_lanes_unless_told_not_to():
+    from helpers.lanes import predict_lanes
+
+    X, y = images(40, n_classes=3)
+    for use_lanes in (True, False):
+        keras.utils.set_random_seed(0)
+        classifier = FastKerasClassifier(
+            model=build_convnet,
+            model__n_classes=3,
+            model__filters=(4, 8),
+            epochs=2,
+            batch_size=16,
+            random_state=0,
+            lanes=use_lanes,
+            verbose=0,
+        ).fit(X, y)
+        expected = (
+            predict_lanes(classifier.model_, X)
+            if use_lanes
+            else classifier.model_(X, training=False).numpy()
+        )
+        np.testing.assert_array_equal(classifier.predict_proba(X), expected)
+
+
+def test_lane_prediction_rejects_what_it_cannot_compute():
+    from helpers.lanes import predict_lanes
+
+    with pytest.raises(ValueError, match="has no lane plan"):
+        predict_lanes(
+            convnet_with(keras.layers.AveragePooling2D(2)),
+            np.zeros((3, 16), np.float32),
+        )
+    with pytest.raises(ValueError, match="64 features per row; got shape"):
+        predict_lanes(convnet(0), np.zeros((3, 16), np.float32))
