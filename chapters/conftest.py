@@ -8,11 +8,14 @@ with a fresh execution, including the training-dependent cells marked
 ``output-varies`` (the hidden environment record, wall-clock timings) are left
 out, and cells tagged ``varies-by-cpu`` keep nbval's usual rule (their
 ``# NBVAL_IGNORE_OUTPUT`` holds, and the hidden assertion cells' bands are
-their check): chapter 7's convolutional networks multiply matrices deeper
-than about 400, where Eigen splits the sum into blocks sized by the CPU's L1
-cache (measured: a 512-deep product and the first convolution's weight
-gradient differ between an Intel Xeon and an emulated AMD EPYC), so their
-trained numbers depend on the CPU whatever the kernel settings.
+their check).  That tag is for results that TensorFlow computes differently
+on different CPUs whatever the kernel settings: matrix products deeper than
+about 400, where Eigen splits the sum into blocks sized by the CPU's L1
+cache (measured: a 512-deep product and a convolution's weight gradient
+differ between an Intel Xeon and an emulated AMD EPYC).  Until session 14
+chapter 7's convolutional networks carried it; since then they are trained
+and scored by the lanes' compiled loop (``helpers/lane_kernel.py``), which
+gives the same bits on every x86-64 CPU, and no chapter needs the tag.
 
 Anywhere else (another CPU architecture or operating system, a CPU without
 AVX2, other package versions than ``requirements.txt`` pins, or the reader's

@@ -348,9 +348,10 @@ def test_KNOWN_LIMIT_a_convolutions_input_gradient_still_follows_the_isa(
     """One thing the third setting does not reach: TensorFlow's Conv2DBackpropInput on
     the CPU still runs oneDNN code chosen by instruction set; the AVX2 cap makes every
     AVX2-or-better CPU run the same code (an emulated AMD EPYC matched this machine).
-    Chapter 7's convolutional networks vary by CPU for another reason this test cannot
-    show on one machine (sums deeper than about 400, blocked by L1 cache size), so its
-    cells that show them are tagged varies-by-cpu (README, "Reproducibility").
+    TensorFlow's convolutions also vary by CPU for another reason this test cannot show
+    on one machine (sums deeper than about 400, blocked by L1 cache size), which is why
+    chapter 7's convolutional networks train and predict in the lanes' compiled loop
+    (README, "Reproducibility").
 
     IF THIS TEST FAILS, convolutions no longer reach oneDNN: update the comment in
     helpers/__init__.py.
