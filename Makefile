@@ -28,12 +28,16 @@ help:
 UV_PIN := uv==0.13.8
 UV     := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
+# The last step compiles the lanes' kernel once into Numba's cache
+# (tools/warm_kernel.py): otherwise every process make test starts at once
+# would compile it, about 25 s each.
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(UV_PIN)
 	$(UV) --compile-bytecode -r requirements.txt
 	$(UV) --no-deps --editable .
+	$(BIN)/python tools/warm_kernel.py
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -265,6 +265,34 @@ def _matmul(A, B, C, M, N, Kr):
 
 
 @numba.njit(cache=True, error_model="numpy", boundscheck=False)
+def _product_backward(
+    A, G, kernel, d_kernel, d_bias, wt, d_A, rows, n_in, n_units, first
+):
+    """The gradients of ``out = A @ kernel + bias`` (a ``Dense`` layer, or a
+    convolution on its patches) given ``G``, the loss's gradient at ``out``.
+
+    Writes the kernel's gradient ``A.T @ G`` and the bias's (the column sums
+    of ``G``) and, unless this is the ``first`` layer, ``A``'s gradient
+    ``G @ kernel.T`` into ``d_A`` (through ``wt``, a transposed copy of the
+    kernel, which keeps the product's inner loop on contiguous numbers).
+    """
+    # (A.T: a transposed view; Numba compiles _matmul for it apart)
+    _matmul(A.T, G, d_kernel, n_in, n_units, rows)
+    for c in range(n_units):
+        d_bias[c] = _ZERO
+    for q in range(rows):
+        g_q = G[q]
+        for c in range(n_units):
+            d_bias[c] += g_q[c]
+    if first:
+        return
+    for i in range(n_in):
+        for c in range(n_units):
+            wt[c, i] = kernel[i, c]
+    _matmul(G, wt, d_A, rows, n_in, n_units)
+
+
+@numba.njit(cache=True, error_model="numpy", boundscheck=False)
 def _layer(flat, offsets, fan_in, units):
     """Views of one layer's kernel (fan_in, units) and bias in a lane's flat parameters."""
     kw, kb = offsets[0], offsets[1]
@@ -682,20 +710,21 @@ def train_lanes(
                             for j in range(units):
                                 if not out[r, j] > _ZERO:
                                     g_cur[r, j] = _ZERO
-                    # (acts[o].T: a transposed view; Numba compiles _matmul for it apart)
-                    _matmul(acts[o].T, g_cur, d_kernel, fan_in, units, bs)
-                    for j in range(units):
-                        d_bias[j] = _ZERO
-                    for r in range(bs):
-                        g_r = g_cur[r]
-                        for j in range(units):
-                            d_bias[j] += g_r[j]
+                    _product_backward(
+                        acts[o],
+                        g_cur,
+                        kernel,
+                        d_kernel,
+                        d_bias,
+                        wt,
+                        g_next,
+                        bs,
+                        fan_in,
+                        units,
+                        d == 0,
+                    )
                     if d == 0:
                         break
-                    for i in range(fan_in):
-                        for j in range(units):
-                            wt[j, i] = kernel[i, j]
-                    _matmul(g_cur, wt, g_next, bs, fan_in, units)
                     g_cur, g_next = g_next, g_cur
                 elif kind == 1:
                     first, real = ops[o, 3], ops[o, 6]
@@ -753,31 +782,26 @@ def train_lanes(
                     patches = patch_buffer[
                         patch_start[o] : patch_start[o + 1]
                     ].reshape((bs * n_pixels, n_columns))
-                    _matmul(
-                        patches.T,
-                        G,
-                        d_kernel,
-                        n_columns,
-                        n_units,
-                        bs * n_pixels,
-                    )
-                    for c in range(n_units):
-                        d_bias[c] = _ZERO
-                    for q in range(bs * n_pixels):
-                        g_q = G[q]
-                        for c in range(n_units):
-                            d_bias[c] += g_q[c]
-                    if d == 0:
-                        break
                     # The patches' gradient, then each patch number's share
                     # added back to the pixel it was copied from.
-                    for q in range(n_columns):
-                        for c in range(n_units):
-                            wt[c, q] = kernel[q, c]
                     dP = patch_gradients[: bs * n_pixels * n_columns].reshape(
                         (bs * n_pixels, n_columns)
                     )
-                    _matmul(G, wt, dP, bs * n_pixels, n_columns, n_units)
+                    _product_backward(
+                        patches,
+                        G,
+                        kernel,
+                        d_kernel,
+                        d_bias,
+                        wt,
+                        dP,
+                        bs * n_pixels,
+                        n_columns,
+                        n_units,
+                        d == 0,
+                    )
+                    if d == 0:
+                        break
                     top, left = (kh - 1) // 2, (kw - 1) // 2
                     n_in = _pad_units(pixels * channels)
                     for r in range(bs):

@@ -918,3 +918,53 @@ def test_lane_prediction_rejects_what_it_cannot_compute():
         )
     with pytest.raises(ValueError, match="64 features per row; got shape"):
         predict_lanes(convnet(0), np.zeros((3, 16), np.float32))
+
+
+# ------------------------------------------------------ the compiled code's cache
+
+
+def test_the_install_steps_warm_up_compiles_what_training_uses():
+    """tools/warm_kernel.py (run by make install) compiles the kernel through
+    the book's own calls; a fresh process that then trains and predicts
+    other networks, perceptrons and convolutional ones, finds every
+    signature in Numba's cache and compiles nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, str(root / "tools" / "warm_kernel.py")],
+        check=True,
+        capture_output=True,
+        cwd=root,
+    )
+    check = (
+        "import numpy as np\n"
+        "import helpers\n"
+        "from helpers import lane_kernel\n"
+        "from helpers.lanes import fit_lanes, predict_lanes\n"
+        "from helpers.models import build_convnet, build_mlp\n"
+        "rng = np.random.default_rng(1)\n"
+        "X = rng.normal(size=(50, 64)).astype(np.float32)\n"
+        "y = (X[:, 1] > 0).astype(np.float32)\n"
+        "nets = [build_mlp(n_features=64, hidden_dropout=0.3, max_norm=2.0,\n"
+        "                  optimizer='adam'), build_convnet(n_classes=2)]\n"
+        "for net in nets:\n"
+        "    fit_lanes([net], [X], [y], epochs=1, batch_size=16, seeds=[0])\n"
+        "    predict_lanes(net, X)\n"
+        "for f in (lane_kernel.train_lanes, lane_kernel.predict_rows):\n"
+        "    print(f.__name__, sum(f.stats.cache_hits.values()),\n"
+        "          sum(f.stats.cache_misses.values()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert "train_lanes 1 0" in lines and "predict_rows 1 0" in lines, (
+        result.stdout
+    )
