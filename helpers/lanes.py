@@ -166,9 +166,8 @@ def lane_plan(model) -> LanePlan | None:
     n_features = model.inputs[0].shape[-1] if model.inputs else None
     if n_features is None:
         return None
-    shape: tuple = (
-        int(n_features),
-    )  # one row's activations, as Keras sees them
+    # One row's activations, as Keras sees them (without the batch axis).
+    shape: tuple = (int(n_features),)
     layers = model.layers
     for i, layer in enumerate(layers):
         last = i == len(layers) - 1

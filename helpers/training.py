@@ -425,9 +425,9 @@ class FastKerasClassifier(KerasClassifier):
     forward pass (:func:`helpers.lanes.predict_lanes`), which gives the same
     numbers on every CPU, as TensorFlow's convolution kernels do not.  Any
     other network is trained by :func:`fit_compiled`.  ``lanes=False`` sends
-    every network to :func:`fit_compiled` and Keras' own prediction (whose
-    dropout masks are Keras' own, so the numbers differ from a lane's by the
-    luck of the masks).
+    every network to :func:`fit_compiled` (whose dropout masks are Keras'
+    own, so the numbers differ from a lane's by the luck of the masks) and to
+    Keras' own prediction.
 
     On a Keras backend other than TensorFlow it trains with Keras' own
     ``fit`` instead (same schedule, slower).
