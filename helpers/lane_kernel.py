@@ -306,6 +306,11 @@ def _pad_units(n):
 
 
 @numba.njit(cache=True, error_model="numpy", boundscheck=False)
+def _pad_rows(n):
+    return (n + ROW_BLOCK - 1) // ROW_BLOCK * ROW_BLOCK
+
+
+@numba.njit(cache=True, error_model="numpy", boundscheck=False)
 def _patches(h, buffer, bs, conv):
     """The batch's image patches, one row per pixel: what a "same" convolution multiplies.
 
@@ -321,7 +326,7 @@ def _patches(h, buffer, bs, conv):
     """
     height, width, channels = conv[2], conv[3], conv[6]
     kh, kw, n_columns = conv[8], conv[9], conv[10]
-    n_pixels = (height * width + ROW_BLOCK - 1) // ROW_BLOCK * ROW_BLOCK
+    n_pixels = _pad_rows(height * width)
     P = buffer[: bs * n_pixels * n_columns].reshape(
         (bs * n_pixels, n_columns)
     )
@@ -373,8 +378,7 @@ def _buffer_starts(ops, bs):
         size = 0
         choices = 0
         if ops[o, 0] == 3:
-            n_pixels = (ops[o, 2] * ops[o, 3] + ROW_BLOCK - 1) // ROW_BLOCK
-            n_pixels = n_pixels * ROW_BLOCK
+            n_pixels = _pad_rows(ops[o, 2] * ops[o, 3])
             size = bs * n_pixels * ops[o, 10]
             n_patch = max(n_patch, size)
             n_conv = max(n_conv, bs * n_pixels * ops[o, 11])
@@ -465,7 +469,7 @@ def _forward(
                 ops[o, 10],
                 ops[o, 11],
             )
-            n_pixels = (pixels + ROW_BLOCK - 1) // ROW_BLOCK * ROW_BLOCK
+            n_pixels = _pad_rows(pixels)
             kernel, bias = _layer(pk, p_off[d], n_columns, n_units)
             patches = _patches(h, patch_buffer[patch_start[o] :], bs, ops[o])
             C = conv_buffer[: bs * n_pixels * n_units].reshape(
@@ -750,9 +754,7 @@ def train_lanes(
                     kh, kw = ops[o, 8], ops[o, 9]
                     n_columns, n_units = ops[o, 10], ops[o, 11]
                     pixels = height * width
-                    n_pixels = (
-                        (pixels + ROW_BLOCK - 1) // ROW_BLOCK * ROW_BLOCK
-                    )
+                    n_pixels = _pad_rows(pixels)
                     kernel, bias = _layer(pk, p_off[d], n_columns, n_units)
                     d_kernel, d_bias = _layer(
                         grads, p_off[d], n_columns, n_units

@@ -248,12 +248,14 @@ def lane_plan(model) -> LanePlan | None:
             constraint = layer.kernel_constraint
             if constraint is None:
                 limited = False
-            elif type(constraint) is keras.constraints.MaxNorm and (
-                constraint.axis == filter_axes
-                or (
-                    isinstance(constraint.axis, (list, tuple))
-                    and list(constraint.axis) == filter_axes
+            elif (
+                type(constraint) is keras.constraints.MaxNorm
+                and (
+                    list(constraint.axis)
+                    if isinstance(constraint.axis, (list, tuple))
+                    else constraint.axis
                 )
+                == filter_axes
             ):
                 limited = True
                 limits.append(float(constraint.max_value))
@@ -346,12 +348,6 @@ def _lane_masks(
         out.append(block.reshape(epochs, n_rows, w) >= np.float32(rate))
         start += n_rows * w
     return out
-
-
-def _dropout_widths(plan: LanePlan) -> list[int]:
-    """How many mask numbers each dropout layer draws per row: one per unit
-    (or pixel and feature map), or one per feature map for ``SpatialDropout2D``."""
-    return _kernel_layout(plan)[5]
 
 
 def _padded(n: int, block: int) -> int:

@@ -471,7 +471,7 @@ def test_a_convnet_step_with_dropout_is_autodiffs_step_with_the_same_masks(
 
 
 def _check_a_step_with_dropout(model, lane, X, y):
-    from helpers.lanes import _MASK_STREAM, _dropout_widths, _lane_masks
+    from helpers.lanes import _MASK_STREAM, _kernel_layout, _lane_masks
     from helpers.training import epoch_orders
 
     plan = lane_plan(model)
@@ -480,7 +480,7 @@ def _check_a_step_with_dropout(model, lane, X, y):
         np.random.default_rng([_MASK_STREAM, 8]),
         len(X),
         1,
-        _dropout_widths(plan),
+        _kernel_layout(plan)[5],  # each dropout layer's mask width
         plan.values["rates"],
     )
     expected = _one_step_by_autodiff(
