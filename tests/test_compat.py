@@ -10,6 +10,7 @@ fixed upstream the test suite says so.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -199,3 +200,78 @@ def test_importing_helpers_lets_scikeras_restore_op_determinism():
         "print(config.is_op_determinism_enabled())\n"
     )
     assert (inside, after, after_fit) == ("True", "False", "False")
+
+
+# TensorFlow's variable handles and the eager kernel cache
+# (helpers.compat._share_variable_handle_kernels).
+
+from tensorflow.python.ops import gen_resource_variable_ops  # noqa: E402
+
+import helpers.compat  # noqa: E402
+from helpers.training import build_training_state, seed_keras  # noqa: E402
+
+
+def _seeded_network(seed: int):
+    seed_keras(seed)
+    model = build_baseline()
+    X = np.zeros((4, 60), dtype=np.float32)
+    build_training_state(model, X, np.zeros(4, dtype=np.float32))
+    return model
+
+
+def test_eager_variable_handles_get_an_empty_debug_name(monkeypatch):
+    """Under the workaround every handle a network, its optimizer and its
+    metrics create eagerly reaches the op with an empty label."""
+    labels = []
+    real = gen_resource_variable_ops.var_handle_op.__wrapped__
+
+    def recording(*args, **kwargs):
+        labels.append(kwargs.get("debug_name"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen_resource_variable_ops, "var_handle_op", recording)
+    assert helpers.compat._share_variable_handle_kernels() is True
+    assert helpers.compat._share_variable_handle_kernels() is False
+    model = _seeded_network(3)
+    assert len(labels) == len(model.variables) + len(
+        model.optimizer.variables
+    ) + len(model.metrics_variables)
+    assert set(labels) == {""}
+
+
+def test_the_workaround_changes_no_name_and_no_weight(monkeypatch):
+    """The same seeded network with TensorFlow's own handle op: the same
+    variable paths and names, the same initial weights."""
+    shared = _seeded_network(11)
+    monkeypatch.setattr(
+        gen_resource_variable_ops,
+        "var_handle_op",
+        gen_resource_variable_ops.var_handle_op.__wrapped__,
+    )
+    labelled = _seeded_network(11)
+
+    def names(model):
+        # Keras numbers layers, models and optimizers per process
+        # ("dense_3"), so the counters are left out.
+        return [
+            (re.sub(r"_\d+", "", v.path), re.sub(r"_\d+", "", v.name))
+            + (tuple(v.shape),)
+            for v in model.variables + model.optimizer.variables
+        ]
+
+    assert names(shared) == names(labelled)
+    for a, b in zip(shared.get_weights(), labelled.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert shared.variables[0].path != labelled.variables[0].path
+
+
+def test_a_graph_keeps_its_variable_labels():
+    """While a graph is being built the op keeps TensorFlow's label."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default() as graph:
+        tf.Variable(1.0, name="labelled")
+    handles = [
+        op for op in graph.get_operations() if op.type == "VarHandleOp"
+    ]
+    assert [op.get_attr("debug_name") for op in handles] == [b"labelled/"]
