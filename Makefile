@@ -46,7 +46,15 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
-test: lint test-unit test-notebooks test-browser
+# The unit tests keep only 1.3 of the 2 cores busy on their own (they wait for
+# the interpreters, clusters and browsers they start), and building the book
+# keeps one: so they run beside the notebooks, which take the idle time, each
+# target's output printed in one piece when it ends (--output-sync).  The
+# browser tests need the book, so they come last.
+test: lint
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-unit test-notebooks book
+	$(MAKE) --no-print-directory chromium
+	$(BROWSER_TESTS)
 
 # ruff checks formatting and lint rules (pyproject.toml; chapters/ruff.toml
 # holds the chapters' code cells to the book's 78-character code column).
@@ -73,8 +81,9 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/browser -n auto --dist loadfile
 
 # Every page of the built book in Debian's Chromium, offline (tests/browser).
+BROWSER_TESTS := $(BIN)/python -m pytest tests/browser
 test-browser: book chromium
-	$(BIN)/python -m pytest tests/browser
+	$(BROWSER_TESTS)
 
 chromium:
 	bash tools/install_chromium.sh
@@ -87,10 +96,11 @@ chromium:
 # environment's kernel, the sanitize file, exact or band mode, and
 # tests/offline on PYTHONPATH, which blocks network access in the kernels and
 # their workers: tests/test_offline.py); tests/test_exact_outputs.py runs
-# these options on a scratch notebook.  At most four at a time: each
-# notebook trains on two worker processes of its own (N_JOBS), so four fill
-# eight cores, and more would only add memory (a kernel and its workers hold
-# TensorFlow each).
+# these options on a scratch notebook.  At most four at a time, since each
+# kernel holds TensorFlow; side by side, each notebook trains on its share of
+# the cores (chapters/conftest.py sets DROPOUT_BOOK_N_JOBS: here one process,
+# its kernel, instead of two worker processes per notebook queueing for the
+# same two cores).
 NBVAL_OPTIONS := -n auto --maxprocesses 4 --dist loadfile
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval chapters/ $(NBVAL_OPTIONS)

@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements.txt"
 OFFLINE_GUARD = ROOT / "tests" / "offline"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+# helpers.cv.N_JOBS_VARIABLE (not imported: importing helpers loads TensorFlow)
+N_JOBS_VARIABLE = "DROPOUT_BOOK_N_JOBS"
 
 
 def pinned_versions(requirements: Path = REQUIREMENTS) -> dict[str, str]:
@@ -142,6 +144,30 @@ def pytest_configure(config):
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [str(OFFLINE_GUARD), *paths]
         )
+    share = notebook_share_of_cores(
+        os.environ.get("PYTEST_XDIST_WORKER_COUNT"), os.cpu_count()
+    )
+    if share is not None:
+        os.environ.setdefault(N_JOBS_VARIABLE, str(share))
+
+
+def notebook_share_of_cores(
+    xdist_workers: str | None, cores: int | None
+) -> int | None:
+    """Worker processes each notebook should train on, or ``None`` for its default.
+
+    With pytest-xdist running several notebooks at once (its workers say how
+    many in ``PYTEST_XDIST_WORKER_COUNT``), each notebook's kernel gets an
+    equal share of the cores, at least one, through helpers' ``n_jobs``
+    default (``helpers.cv.default_n_jobs``): on two cores, two notebooks
+    each train in their own kernel rather than each starting two worker
+    processes that then queue for the same two cores.  Measured in session
+    15: NNN s against NNN s for nbval here.  Scores do not depend on it
+    (tests/test_cv.py).  A value the reader set is kept.
+    """
+    if not xdist_workers or int(xdist_workers) < 2:
+        return None
+    return max(1, (cores or 1) // int(xdist_workers))
 
 
 def pytest_report_header(config):

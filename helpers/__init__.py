@@ -134,6 +134,7 @@ from helpers.cv import (  # noqa: E402
     compute_on,
     cross_validate_many,
     cross_validate_model,
+    default_n_jobs,
     fold_seeds,
     make_splits,
 )
@@ -166,6 +167,7 @@ __all__ = [
     "compute_on",
     "cross_validate_many",
     "cross_validate_model",
+    "default_n_jobs",
     "fit_compiled",
     "fold_seeds",
     "load_sonar",

@@ -43,6 +43,7 @@ __all__ = [
     "as_results",
     "compute_on",
     "cross_validate_model",
+    "default_n_jobs",
     "fold_seeds",
     "make_splits",
     "seeded",
@@ -164,6 +165,41 @@ def fold_seeds(seed: int, n: int, *, purpose: str = "folds") -> list[int]:
 # 3.5): raise the threshold, a module global that each worker reads at every
 # check, from inside the worker.  tests/test_cv.py checks it takes effect.
 WORKER_MEMORY_GROWTH_LIMIT = 4 * 1024**3
+
+
+# Set by chapters/conftest.py when pytest-xdist runs several notebooks at once,
+# so that they share the cores instead of each starting one worker per core.
+N_JOBS_VARIABLE = "DROPOUT_BOOK_N_JOBS"
+
+
+def default_n_jobs() -> int:
+    """How many worker processes the book trains on when ``n_jobs`` is not given.
+
+    One per core, unless the environment variable ``DROPOUT_BOOK_N_JOBS``
+    says otherwise (a positive integer; anything else is an error naming
+    it).  ``pytest --nbval`` sets it when it runs several notebooks side by
+    side (chapters/conftest.py): each notebook then gets its share of the
+    cores rather than one worker per core, which would only queue for them.
+    Scores do not depend on it.
+
+    Examples
+    --------
+    >>> default_n_jobs() >= 1
+    True
+    """
+    setting = os.environ.get(N_JOBS_VARIABLE)
+    if setting is None or not setting.strip():
+        return os.cpu_count() or 1
+    try:
+        n_jobs = int(setting)
+    except ValueError:
+        n_jobs = 0
+    if n_jobs < 1 or str(n_jobs) != setting.strip():
+        raise ValueError(
+            f"the environment variable {N_JOBS_VARIABLE} must be a positive "
+            f"integer (worker processes); got {setting!r}"
+        )
+    return n_jobs
 
 
 def _tolerate_tensorflow_memory_in_worker() -> None:
@@ -646,7 +682,7 @@ def cross_validate_many(
         )
     X, y = check_xy(X, y)
     if n_jobs is None:
-        n_jobs = os.cpu_count() or 1
+        n_jobs = default_n_jobs()
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     get_scorer(scoring)  # an unknown name fails here, before any training
     names = list(estimators)
@@ -709,7 +745,7 @@ def train_as_lanes(
     this way, then lets scikit-learn's search score them.
     """
     if n_jobs is None:
-        n_jobs = os.cpu_count() or 1
+        n_jobs = default_n_jobs()
     n_jobs = check_int("n_jobs", n_jobs, minimum=1)
     if not fits:
         return {}

@@ -7,6 +7,9 @@ real Keras pipeline for a few epochs.
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -17,7 +20,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import helpers
-from helpers.cv import CVResult, cross_validate_model, fold_seeds, make_splits
+from helpers.cv import (
+    N_JOBS_VARIABLE,
+    CVResult,
+    cross_validate_model,
+    default_n_jobs,
+    fold_seeds,
+    make_splits,
+)
 from helpers.models import build_baseline
 from helpers.training import make_classifier
 
@@ -474,3 +484,44 @@ def test_as_results_accepts_one_or_many_and_names_the_argument():
     for bad in ([], [one, "b"], [0.8]):
         with pytest.raises(TypeError, match="results must be a CVResult"):
             as_results(bad)
+
+
+# ----------------------------------------------------------------- default_n_jobs
+
+
+def test_default_n_jobs_is_one_per_core_unless_the_environment_says(
+    monkeypatch,
+):
+    monkeypatch.delenv(N_JOBS_VARIABLE, raising=False)
+    assert default_n_jobs() == (os.cpu_count() or 1)
+    for setting, expected in (("1", 1), ("3", 3), (" 2 ", 2)):
+        monkeypatch.setenv(N_JOBS_VARIABLE, setting)
+        assert default_n_jobs() == expected
+
+
+@pytest.mark.parametrize("setting", ["0", "-1", "two", "1.5", "2x", "+2"])
+def test_default_n_jobs_names_the_variable_it_cannot_read(
+    monkeypatch, setting
+):
+    monkeypatch.setenv(N_JOBS_VARIABLE, setting)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"{N_JOBS_VARIABLE} ")
+        + ".*"
+        + re.escape(repr(setting)),
+    ):
+        default_n_jobs()
+
+
+def test_without_n_jobs_the_folds_follow_the_environment(
+    monkeypatch, sonar, recorder
+):
+    """With the variable at 1 the folds run in this process, where the
+    recording classifier's record is visible; at 2 they run in workers."""
+    monkeypatch.setenv(N_JOBS_VARIABLE, "1")
+    cross_validate_model(recorder(), sonar.X, sonar.y, n_splits=3, seed=1)
+    assert len(recorder.fits) == 3
+    recorder.fits.clear()
+    monkeypatch.setenv(N_JOBS_VARIABLE, "2")
+    cross_validate_model(recorder(), sonar.X, sonar.y, n_splits=3, seed=1)
+    assert recorder.fits == []

@@ -279,3 +279,27 @@ def test_band_mode_keeps_nbval_ignore_output(nbval_runs):
     assert "TF_ENABLE_ONEDNN_OPTS=1" in output, output
     assert outcome(output) == (3, 1), output
     assert "a fixed text" in output, output
+
+
+# ------------------------------------------------ notebooks side by side under xdist
+
+
+@pytest.mark.parametrize(
+    "workers, cores, share",
+    [
+        (None, 2, None),  # no xdist: each notebook uses every core
+        ("1", 2, None),
+        ("2", 2, 1),  # make test on the book's machine
+        ("4", 8, 2),
+        ("3", 2, 1),  # more notebooks than cores: at least one each
+        ("2", None, 1),  # core count unknown
+    ],
+)
+def test_each_notebook_gets_its_share_of_the_cores(workers, cores, share):
+    assert conftest.notebook_share_of_cores(workers, cores) == share
+
+
+def test_the_share_reaches_helpers_under_the_name_it_reads():
+    from helpers.cv import N_JOBS_VARIABLE
+
+    assert conftest.N_JOBS_VARIABLE == N_JOBS_VARIABLE
