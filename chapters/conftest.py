@@ -161,9 +161,11 @@ def notebook_share_of_cores(
     equal share of the cores, at least one, through helpers' ``n_jobs``
     default (``helpers.cv.default_n_jobs``): on two cores, two notebooks
     each train in their own kernel rather than each starting two worker
-    processes that then queue for the same two cores.  Measured in session
-    15: NNN s against NNN s for nbval here.  Scores do not depend on it
-    (tests/test_cv.py).  A value the reader set is kept.
+    processes that then queue for the same two cores, and no notebook
+    starts TensorFlow in worker processes of its own.  Measured in session
+    15, nbval here: 466 and 519 s this way, 505 s with two workers per
+    notebook, within the host's run-to-run spread.  Scores do not depend
+    on it (tests/test_cv.py).  A value the reader set is kept.
     """
     if not xdist_workers or int(xdist_workers) < 2:
         return None

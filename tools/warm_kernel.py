@@ -7,8 +7,8 @@ process trains or predicts with it, and Numba keeps the result in
 ``helpers/__pycache__`` for the next process.  Compiling takes about 25 s
 (session 14, Intel Xeon); loading the cached code about 1.5 s.  On a fresh
 clone nothing is cached yet, and ``make test`` starts many processes at
-once (two test workers, two notebooks at a time, each with two worker
-processes), each of which would compile the same code.  This script does
+once (the unit tests' workers and the interpreters they start, two
+notebooks' kernels), each of which would compile the same code.  This script does
 it once, through the book's own calls (one lane fit of a perceptron, one
 prediction of a convolutional network), so that the compiled signatures are
 exactly the ones training and prediction use; ``tests/test_lanes.py``
