@@ -46,15 +46,11 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
-# The unit tests keep only 1.3 of the 2 cores busy on their own (they wait for
-# the interpreters, clusters and browsers they start), and building the book
-# keeps one: so they run beside the notebooks, which take the idle time, each
-# target's output printed in one piece when it ends (--output-sync).  The
-# browser tests need the book, so they come last.
-test: lint
-	$(MAKE) --no-print-directory -j3 --output-sync=target test-unit test-notebooks book
-	$(MAKE) --no-print-directory chromium
-	$(BROWSER_TESTS)
+# In turn.  Side by side (make -j3: unit tests, notebooks and the book's build
+# at once) was measured in session 15 and gained nothing: 878 s for a fresh
+# clone against 846-1,020 s in turn, since the processes the unit tests wait
+# for keep the cores as busy as the notebooks do.
+test: lint test-unit test-notebooks test-browser
 
 # ruff checks formatting and lint rules (pyproject.toml; chapters/ruff.toml
 # holds the chapters' code cells to the book's 78-character code column).
@@ -81,9 +77,8 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/browser -n auto --dist loadfile
 
 # Every page of the built book in Debian's Chromium, offline (tests/browser).
-BROWSER_TESTS := $(BIN)/python -m pytest tests/browser
 test-browser: book chromium
-	$(BROWSER_TESTS)
+	$(BIN)/python -m pytest tests/browser
 
 chromium:
 	bash tools/install_chromium.sh
