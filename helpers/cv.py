@@ -603,8 +603,9 @@ def cross_validate_model(
         Fixes the fold assignment and, through :func:`fold_seeds`, every
         fold's model.
     n_jobs
-        Worker processes; ``None`` uses one per core.  Scores do not depend
-        on it.  Ignored when ``scheduler`` is given.
+        Worker processes; ``None`` uses :func:`default_n_jobs` (one per
+        core unless ``DROPOUT_BOOK_N_JOBS`` says otherwise).  Scores do not
+        depend on it.  Ignored when ``scheduler`` is given.
     scoring
         A scikit-learn scorer name.
     name

@@ -259,8 +259,9 @@ def make_search(
         ``random_state`` of every fit (see :func:`helpers.cv.fold_seeds`,
         purpose ``"search"``).
     n_jobs
-        Local worker processes (``None``: one per core); results do not
-        depend on it.
+        Local worker processes (``None``: :func:`helpers.cv.default_n_jobs`,
+        one per core unless ``DROPOUT_BOOK_N_JOBS`` says otherwise); results
+        do not depend on it.
     scoring
         A scikit-learn scorer name.
 
