@@ -339,6 +339,18 @@ def _dask_worker_setup():
 # WorkerLostError.  It uses joblib's private `_to_func_args`,
 # `waiting_futures`, `_results` and `_callbacks` (joblib pinned in
 # requirements.txt; the test above fails if they change).
+#
+# Second workaround, for a Dask race (dask/distributed#3703): joblib scatters
+# the data (`scatter=`) under keys derived from its contents, so two
+# computations in a row on the same X and y (the inner searches, then the
+# refits, of nested_cross_validate) scatter the same keys.  The first one's
+# release of a key can reach the scheduler after the second one has
+# scattered it again, and the scheduler then drops data that the second
+# one's tasks need: "cancelled for reason: lost dependencies" (seen once in
+# session 15, in tests/test_dask.py's nested cross-validation, in a fresh
+# clone's make test).  The subclass scatters under fresh keys (hash=False)
+# instead; tests/test_dask.py checks that two computations on the same data
+# get different keys.
 def _dask_backend(client, scatter):
     """joblib's Dask backend with errors on its event loop delivered to the caller."""
     import asyncio
@@ -349,6 +361,18 @@ def _dask_backend(client, scatter):
     from joblib._utils import _TracebackCapturingWrapper
 
     class DeliveringDaskBackend(DaskDistributedBackend):
+        def __init__(self, *, client, scatter):
+            super().__init__(client=client)  # nothing scattered yet
+            self._scatter = list(scatter)
+            scattered = (
+                self.client.scatter(self._scatter, broadcast=True, hash=False)
+                if self._scatter
+                else []
+            )
+            self.data_futures = {
+                id(x): f for x, f in zip(self._scatter, scattered)
+            }
+
         def submit(self, func, callback=None):
             result = concurrent.futures.Future()
             result.get = result.result  # the AsyncResult API joblib expects

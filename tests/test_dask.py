@@ -129,6 +129,25 @@ def test_nested_cross_validation_on_the_cluster_equals_n_jobs_1(
     assert local.best_params == remote.best_params
 
 
+def test_each_computation_scatters_the_data_under_fresh_keys(sonar, client):
+    """Two computations in a row on the same data must not share its keys: the
+    first one's release could reach the scheduler after the second one's
+    scatter and drop data the second needs (helpers/cv.py, dask/distributed#3703)."""
+    from helpers.cv import _dask_backend
+
+    first = _dask_backend(client, [sonar.X, sonar.y])
+    second = _dask_backend(client, [sonar.X, sonar.y])
+    keys = [
+        {future.key for future in backend.data_futures.values()}
+        for backend in (first, second)
+    ]
+    assert len(keys[0]) == len(keys[1]) == 2
+    assert not keys[0] & keys[1]
+    np.testing.assert_array_equal(
+        second.data_futures[id(sonar.X)].result(), sonar.X
+    )
+
+
 def test_workers_have_the_local_workers_settings(client):
     from helpers.environment import onednn_enabled
 
