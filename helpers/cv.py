@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -187,19 +188,15 @@ def default_n_jobs() -> int:
     >>> default_n_jobs() >= 1
     True
     """
-    setting = os.environ.get(N_JOBS_VARIABLE)
-    if setting is None or not setting.strip():
+    setting = os.environ.get(N_JOBS_VARIABLE, "")
+    if not setting.strip():
         return os.cpu_count() or 1
-    try:
-        n_jobs = int(setting)
-    except ValueError:
-        n_jobs = 0
-    if n_jobs < 1 or str(n_jobs) != setting.strip():
+    if not re.fullmatch(r"[1-9][0-9]*", setting.strip()):
         raise ValueError(
             f"the environment variable {N_JOBS_VARIABLE} must be a positive "
             f"integer (worker processes); got {setting!r}"
         )
-    return n_jobs
+    return int(setting)
 
 
 def _tolerate_tensorflow_memory_in_worker() -> None:
