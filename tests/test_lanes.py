@@ -13,6 +13,8 @@ import helpers  # noqa: F401  (first: fixes TensorFlow's kernels)
 
 # isort: split
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -525,6 +527,132 @@ def test_the_kernels_exp_and_log_are_accurate():
     small = np.concatenate([np.geomspace(1e-40, 1e3, 5001), [0.0]])
     got = np.array([lane_kernel._log1p(v) for v in small])
     np.testing.assert_allclose(got, np.log1p(small), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("n_units", [8, 16, 24, 40])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_the_kernels_products_add_each_sum_in_order(n_units, transposed):
+    """_matmul computes blocks of 16 units and, when the width is an odd
+    multiple of 8, one block of 8 at the end.  Whichever block computes a
+    number, it must be the float32 sum over q = 0, 1, ... of rounded products,
+    bit for bit: what NumPy gives adding one float32 term at a time.  The
+    backward pass hands it a transposed view, compiled apart."""
+    from helpers import lane_kernel
+
+    rng = np.random.default_rng(n_units)
+    M, K = 12, 37
+    A = rng.normal(size=(K, M) if transposed else (M, K)).astype(np.float32)
+    A = A.T if transposed else A
+    B = rng.normal(size=(K, n_units)).astype(np.float32)
+    C = np.full((M, n_units), np.nan, dtype=np.float32)
+    lane_kernel._matmul(A, B, C, M, n_units, K)
+    expected = np.zeros((M, n_units), dtype=np.float32)
+    for q in range(K):
+        expected = expected + A[:, q : q + 1] * B[q : q + 1, :]
+    np.testing.assert_array_equal(C, expected)
+
+
+def _conv_row(height, width, channels, kh, kw):
+    """A convolution's row of the kernel's op table (see train_lanes)."""
+    columns = -(-kh * kw * channels // 8) * 8
+    return np.array(
+        [3, 0, height, width, 1, -1, channels, 8, kh, kw, columns, 8],
+        dtype=np.int64,
+    )
+
+
+def _windows(height, width, kh, kw):
+    """(pixel, window position, source pixel) of every window number inside
+    the image, pixels and window positions in row-major order."""
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    for i in range(height):
+        for j in range(width):
+            for di in range(kh):
+                for dj in range(kw):
+                    ii, jj = i + di - top, j + dj - left
+                    if 0 <= ii < height and 0 <= jj < width:
+                        yield i * width + j, di * kw + dj, ii * width + jj
+
+
+@pytest.mark.parametrize(
+    "shape", [(8, 8, 1, 3, 3), (4, 4, 16, 3, 3), (5, 3, 2, 3, 1)]
+)
+def test_patches_are_the_windows_and_their_gradient_adds_back_in_order(shape):
+    """_patches writes only the numbers copied from the image (the zeros
+    outside it are the buffer's own), so a second batch must leave nothing
+    of the first.  _add_back_patches gathers each pixel's gradient in one
+    pass; it must add the copies' gradients in the order that sending each
+    patch row back, pixel by pixel, would: bit for bit."""
+    from helpers import lane_kernel
+
+    height, width, channels, kh, kw = shape
+    conv = _conv_row(*shape)
+    n_pixels = -(-height * width // 4) * 4
+    n_columns = conv[10]
+    n_in = -(-height * width * channels // 8) * 8
+    rng = np.random.default_rng(height * width * channels)
+    bs = 3
+    buffer = np.zeros(bs * n_pixels * n_columns, dtype=np.float32)
+    for _ in range(2):  # the second batch overwrites the first
+        h = rng.normal(size=(bs, n_in + 16)).astype(np.float32)
+        P = lane_kernel._patches(h, buffer, bs, conv)
+    expected = np.zeros((bs * n_pixels, n_columns), dtype=np.float32)
+    for r in range(bs):
+        image = h[r, : height * width * channels].reshape(-1, channels)
+        for pixel, position, source in _windows(height, width, kh, kw):
+            at = position * channels
+            expected[r * n_pixels + pixel, at : at + channels] = image[source]
+    np.testing.assert_array_equal(P, expected)
+
+    dP = rng.normal(size=P.shape).astype(np.float32)
+    g = np.full((bs, n_in + 16), np.nan, dtype=np.float32)
+    lane_kernel._add_back_patches(dP, g, bs, conv)
+    expected = np.zeros((bs, n_in), dtype=np.float32)
+    for r in range(bs):
+        image = expected[r, : height * width * channels].reshape(-1, channels)
+        for pixel, position, source in _windows(height, width, kh, kw):
+            at = position * channels
+            image[source] = (
+                image[source] + dP[r * n_pixels + pixel, at : at + channels]
+            )
+    np.testing.assert_array_equal(g[:, :n_in], expected)
+
+
+class _Features:
+    def __init__(self, flat):
+        self.flat = flat
+
+    def flatten(self):
+        return self.flat
+
+
+@pytest.mark.parametrize(
+    ("host", "readers", "expected"),
+    [
+        ("+avx2,+avx512f,+fma", None, "+avx2,+avx512f,+fma,-prefer-256-bit"),
+        ("+avx2,-avx512f,+fma", None, None),
+        ("+avx2,+avx512f", "+avx2", "+avx2"),
+    ],
+)
+def test_wide_vectors_are_allowed_only_on_avx512_and_not_over_a_readers_choice(
+    monkeypatch, host, readers, expected
+):
+    """lane_kernel lets LLVM use 512-bit vectors where the CPU has AVX-512
+    (through NUMBA_CPU_FEATURES, before Numba is imported); elsewhere, or
+    when the reader set that variable, it changes nothing."""
+    import llvmlite.binding as llvm
+
+    from helpers import lane_kernel
+
+    monkeypatch.setattr(
+        llvm, "get_host_cpu_features", lambda: _Features(host)
+    )
+    if readers is None:
+        monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
+    else:
+        monkeypatch.setenv("NUMBA_CPU_FEATURES", readers)
+    lane_kernel._allow_512_bit_vectors()
+    assert os.environ.get("NUMBA_CPU_FEATURES") == expected
 
 
 def test_the_kernel_leaves_the_floating_point_mode_as_it_found_it():
