@@ -56,17 +56,22 @@ def _allow_512_bit_vectors() -> None:
     LLVM tunes recent Intel CPUs to prefer 256-bit vectors even where
     512-bit ones exist (its ``prefer-256-bit`` tuning, chosen when wide
     vectors slowed the clock).  The products' blocks of 16 sums a row fill
-    one 512-bit register: allowing them made the products about 1.5x faster
-    on the Xeon of session 16 (``benchmarks/bench_products.py``).  Vector
-    width decides only how independent operations are packed, never the
-    order of a sum, so the numbers are the same either way.  A reader's own
-    ``NUMBA_CPU_FEATURES`` is left as it is.
+    one 512-bit register.  On the Xeon of session 16, products in blocks of
+    16 units with 512-bit vectors took two thirds of the time of the former
+    blocks of 8 with 256-bit ones, and a whole lane-step 0.9-0.97 of the
+    time it takes with 256-bit vectors (``benchmarks/bench_products.py``).
+    Vector width decides only how independent operations are packed, never
+    the order of a sum, so the numbers are the same either way.  A reader's
+    own ``NUMBA_CPU_FEATURES`` is left as it is.
     """
     if "NUMBA_CPU_FEATURES" in os.environ:
         return
     import llvmlite.binding as llvm
 
-    features = llvm.get_host_cpu_features().flatten()
+    try:
+        features = llvm.get_host_cpu_features().flatten()
+    except RuntimeError:  # (a platform LLVM cannot ask; Numba falls back too)
+        return
     if "+avx512f" in features.split(","):
         os.environ["NUMBA_CPU_FEATURES"] = features + ",-prefer-256-bit"
 
