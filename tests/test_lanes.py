@@ -529,14 +529,13 @@ def test_the_kernels_exp_and_log_are_accurate():
     np.testing.assert_allclose(got, np.log1p(small), rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("n_units", [8, 16, 24, 40])
+@pytest.mark.parametrize("n_units", [16, 48])
 @pytest.mark.parametrize("transposed", [False, True])
 def test_the_kernels_products_add_each_sum_in_order(n_units, transposed):
-    """_matmul computes blocks of 16 units and, when the width is an odd
-    multiple of 8, one block of 8 at the end.  Whichever block computes a
-    number, it must be the float32 sum over q = 0, 1, ... of rounded products,
-    bit for bit: what NumPy gives adding one float32 term at a time.  The
-    backward pass hands it a transposed view, compiled apart."""
+    """_matmul computes blocks of 4 rows by 16 units, each number the
+    float32 sum over q = 0, 1, ... of rounded products, bit for bit: what
+    NumPy gives adding one float32 term at a time.  The backward pass hands
+    it a transposed view, compiled apart."""
     from helpers import lane_kernel
 
     rng = np.random.default_rng(n_units)
@@ -554,9 +553,12 @@ def test_the_kernels_products_add_each_sum_in_order(n_units, transposed):
 
 def _conv_row(height, width, channels, kh, kw):
     """A convolution's row of the kernel's op table (see train_lanes)."""
-    columns = -(-kh * kw * channels // 8) * 8
+    from helpers.lane_kernel import UNIT_BLOCK
+
+    columns = -(-kh * kw * channels // UNIT_BLOCK) * UNIT_BLOCK
+    maps = UNIT_BLOCK  # (neither function reads the maps)
     return np.array(
-        [3, 0, height, width, 1, -1, channels, 8, kh, kw, columns, 8],
+        [3, 0, height, width, 1, -1, channels, maps, kh, kw, columns, maps],
         dtype=np.int64,
     )
 
@@ -589,7 +591,8 @@ def test_patches_are_the_windows_and_their_gradient_adds_back_in_order(shape):
     conv = _conv_row(*shape)
     n_pixels = -(-height * width // 4) * 4
     n_columns = conv[10]
-    n_in = -(-height * width * channels // 8) * 8
+    block = lane_kernel.UNIT_BLOCK
+    n_in = -(-height * width * channels // block) * block
     rng = np.random.default_rng(height * width * channels)
     bs = 3
     buffer = np.zeros(bs * n_pixels * n_columns, dtype=np.float32)
