@@ -29,26 +29,25 @@ CHILD = r"""
 import json, sys, time
 import helpers  # first: TensorFlow's kernels
 import keras
-import numpy as np
-from sklearn.datasets import load_digits
+from sklearn.preprocessing import StandardScaler
 from helpers import load_sonar
+from helpers.data import load_digits_data
 from helpers.lanes import fit_lanes
 from helpers.models import build_convnet, build_mlp
 
 repeats = int(sys.argv[1])
-digits_X, digits_y = load_digits(return_X_y=True)
-digits_X = ((digits_X - digits_X.mean(0)) / (digits_X.std(0) + 1e-9)).astype(
-    "float32"
-)
-sonar = load_sonar()
-sonar_X = ((sonar.X - sonar.X.mean(0)) / sonar.X.std(0)).astype("float32")
+digits, sonar = load_digits_data(), load_sonar()
+digits_X = StandardScaler().fit_transform(digits.X).astype("float32")
+digits_y = digits.y.astype("float32")
+sonar_X = StandardScaler().fit_transform(sonar.X).astype("float32")
+sonar_y = sonar.y.astype("float32")
 cases = {
     "Sonar perceptron, hidden dropout (batch 16)": (
         lambda: build_mlp(
             n_features=60, hidden_dropout=0.2, max_norm=3.0,
             learning_rate=0.1, momentum=0.9,
         ),
-        sonar_X[:187], sonar.y[:187].astype("float32"), 16, 30,
+        sonar_X[:187], sonar_y[:187], 16, 30,
     ),
     "digits perceptron 256-256, dropout (batch 32)": (
         lambda: build_mlp(
@@ -56,11 +55,11 @@ cases = {
             optimizer="adam", learning_rate=0.001, hidden_dropout=0.5,
             max_norm=3.0,
         ),
-        digits_X[:1617], digits_y[:1617].astype("float32"), 32, 2,
+        digits_X[:1617], digits_y[:1617], 32, 2,
     ),
     "digits convolutional network, dropout (batch 32)": (
         lambda: build_convnet(dense_dropout=0.5, max_norm=3.0),
-        digits_X[:1617], digits_y[:1617].astype("float32"), 32, 2,
+        digits_X[:1617], digits_y[:1617], 32, 2,
     ),
 }
 out = {}
