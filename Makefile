@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+KERNEL := $(VENV)/.kernel-compiled
 
 .PHONY: help install book chromium lint format sync test test-unit test-notebooks test-browser execute bench bench-search lab clean
 
@@ -28,29 +29,39 @@ help:
 UV_PIN := uv==0.13.8
 UV     := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
-# The last step compiles the lanes' kernel once into Numba's cache
-# (tools/warm_kernel.py): otherwise every process make test starts at once
-# would compile it, about 25 s each.
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(UV_PIN)
 	$(UV) --compile-bytecode -r requirements.txt
 	$(UV) --no-deps --editable .
-	$(BIN)/python tools/warm_kernel.py
 	touch $(STAMP)
 
-install: $(STAMP)
+# Compile the lanes' kernel once into Numba's cache (tools/warm_kernel.py):
+# otherwise every process the tests start at once would compile it, about
+# 20 s each.  Again whenever the kernel's source changes.  Its own target, so
+# that make test can build the book (which never trains) meanwhile.
+$(KERNEL): $(STAMP) helpers/lane_kernel.py
+	$(BIN)/python tools/warm_kernel.py
+	touch $(KERNEL)
+
+install: $(STAMP) $(KERNEL)
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Open _build/html/index.html"
 
-# In turn.  Side by side (make -j3: unit tests, notebooks and the book's build
-# at once) was measured in session 15 and gained nothing: 878 s for a fresh
-# clone against 846-1,020 s in turn, since the processes the unit tests wait
-# for keep the cores as busy as the notebooks do.
-test: lint test-unit test-notebooks test-browser
+# Two steps at a time where one leaves a core idle (vmstat 2 over a fresh
+# clone's make test, session 17): the kernel's compilation and the book's
+# build each keep one core busy, and the browser tests 1.35 of 2, so the
+# first pair runs side by side and the browser tests run beside the unit
+# tests (1.87 cores alone); the notebooks (1.89) follow on their own.  Each
+# step's output is printed whole when it ends (--output-sync).  Unit tests
+# and notebooks side by side (make -j3, session 15) gained nothing: both
+# keep the cores busy already.
+test: lint
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-unit test-browser
+	$(MAKE) --no-print-directory test-notebooks
 
 # ruff checks formatting and lint rules (pyproject.toml; chapters/ruff.toml
 # holds the chapters' code cells to the book's 78-character code column).
@@ -73,12 +84,15 @@ sync: $(STAMP)
 
 # One process per core (pytest-xdist), a test file's tests kept together so
 # its fixtures are made once; alone they keep 1.3 of the 2 cores busy here.
-test-unit: $(STAMP)
+test-unit: $(KERNEL)
 	$(BIN)/python -m pytest tests --ignore=tests/browser -n auto --dist loadfile
 
 # Every page of the built book in Debian's Chromium, offline (tests/browser).
+# --confcutdir: tests/conftest.py imports helpers (TensorFlow) for the unit
+# tests; the browser tests never need it, and it cost them 8 of 14 s of
+# start-up (session 17).
 test-browser: book chromium
-	$(BIN)/python -m pytest tests/browser
+	$(BIN)/python -m pytest tests/browser --confcutdir tests/browser
 
 chromium:
 	bash tools/install_chromium.sh
@@ -97,18 +111,18 @@ chromium:
 # its kernel, instead of two worker processes per notebook queueing for the
 # same two cores).
 NBVAL_OPTIONS := -n auto --maxprocesses 4 --dist loadfile
-test-notebooks: $(STAMP)
+test-notebooks: $(KERNEL)
 	$(BIN)/python -m pytest --nbval chapters/ $(NBVAL_OPTIONS)
 
-execute: sync
+execute: sync $(KERNEL)
 	$(BIN)/python tools/execute_notebooks.py chapters/*.ipynb
 
-bench: $(STAMP)
+bench: $(KERNEL)
 	$(BIN)/python benchmarks/bench_cv.py
 
 # Chapter 6's grid search in one process, on local processes and on a Dask
 # LocalCluster; writes benchmarks/search_results.json, which the chapter quotes.
-bench-search: $(STAMP)
+bench-search: $(KERNEL)
 	$(BIN)/python benchmarks/bench_search.py
 
 # JupyterLab with this environment's Python as the notebooks' kernel ("python3"),
@@ -118,7 +132,7 @@ bench-search: $(STAMP)
 # full path, and .venv's folder goes first on JUPYTER_PATH.  tests/test_lab.py
 # runs this recipe.
 LAB_COMMAND ?= lab chapters/
-lab: $(STAMP)
+lab: $(KERNEL)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 \
 		--display-name "Python 3 (dropout book)" > /dev/null
 	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH} \

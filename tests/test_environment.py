@@ -7,8 +7,12 @@
 plain import runs with ``TF_CPP_MIN_LOG_LEVEL=3``, the setting ``helpers``
 itself makes, so the only difference between the two runs is the muting of
 file descriptor 2 (and the contrast also shows that the environment variable
-alone cannot silence the notices).  Both interpreters start together to keep
-the wall-clock cost to about one TensorFlow import.
+alone cannot silence the notices).
+
+Each fresh interpreter costs a TensorFlow import, about 5 s of CPU, so the
+two runs are not interpreters of their own: they are two of the kernel-choice
+probes below (``default`` and ``tensorflow_first``), whose standard error is
+kept.
 """
 
 from __future__ import annotations
@@ -30,10 +34,6 @@ AFTER_IMPORT = (
     "sys.stderr.write('python-stderr-still-works\\n'); sys.stderr.flush()\n"
     "os.write(2, b'fd2-still-works\\n')\n"
 )
-SCRIPTS = {
-    "helpers": "import helpers\n" + AFTER_IMPORT,
-    "tensorflow": "import tensorflow\n",
-}
 TIMEOUT = 120
 
 
@@ -46,32 +46,6 @@ def clean_environment(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
-
-
-@pytest.fixture(scope="module")
-def import_runs():
-    """stderr and exit code of each script, run concurrently in fresh interpreters."""
-    processes = {}
-    for name, script in SCRIPTS.items():
-        extra = {"TF_CPP_MIN_LOG_LEVEL": "3"} if name == "tensorflow" else {}
-        processes[name] = subprocess.Popen(
-            [sys.executable, "-c", script],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=clean_environment(**extra),
-            text=True,
-        )
-    runs = {}
-    try:
-        for name, process in processes.items():
-            _, stderr = process.communicate(timeout=TIMEOUT)
-            runs[name] = (process.returncode, stderr)
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return runs
 
 
 def noisy_lines(stderr: str) -> list[str]:
@@ -114,23 +88,21 @@ def test_environment_record_marks_missing_packages(monkeypatch):
 # --------------------------------------------------------------------------- stderr workaround
 
 
-def test_import_helpers_prints_no_tensorflow_startup_notices(import_runs):
-    returncode, stderr = import_runs["helpers"]
-    assert returncode == 0, stderr
+def test_import_helpers_prints_no_tensorflow_startup_notices(kernel_probes):
+    stderr = kernel_probes["default"]["stderr"]
     assert noisy_lines(stderr) == [], stderr
     assert "absl::InitializeLog" not in stderr, stderr
 
 
-def test_import_helpers_restores_stderr(import_runs):
+def test_import_helpers_restores_stderr(kernel_probes):
     # The workaround mutes file descriptor 2 only while TensorFlow is imported.
-    returncode, stderr = import_runs["helpers"]
-    assert returncode == 0, stderr
+    stderr = kernel_probes["default"]["stderr"]
     assert "python-stderr-still-works" in stderr
     assert "fd2-still-works" in stderr
 
 
 def test_WORKAROUND_STILL_NEEDED_plain_tensorflow_import_is_noisy(
-    import_runs,
+    kernel_probes,
 ):
     """The contrast that justifies helpers._import_tensorflow_quietly.
 
@@ -139,8 +111,7 @@ def test_WORKAROUND_STILL_NEEDED_plain_tensorflow_import_is_noisy(
     helpers/__init__.py may be removable (setting TF_CPP_MIN_LOG_LEVEL, or nothing at
     all, would then do).
     """
-    returncode, stderr = import_runs["tensorflow"]
-    assert returncode == 0, stderr
+    stderr = kernel_probes["tensorflow_first"]["stderr"]
     assert noisy_lines(stderr), (
         "plain `import tensorflow` (TF_CPP_MIN_LOG_LEVEL=3) printed no oneDNN/CUDA notice "
         "to stderr: the stderr workaround helpers._import_tensorflow_quietly may be "
@@ -167,6 +138,9 @@ def test_quiet_import_is_a_no_op_once_tensorflow_is_loaded():
 import json  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
 import helpers  # noqa: E402
 from helpers.environment import (  # noqa: E402
     cpu_vector_extensions,
@@ -180,7 +154,8 @@ KERNEL_PROBE = (
     "with warnings.catch_warnings(record=True) as caught:\n"
     "    warnings.simplefilter('always')\n"
     "    import helpers\n"
-    "from helpers.environment import onednn_enabled\n"
+    + AFTER_IMPORT
+    + "from helpers.environment import onednn_enabled, tensorflow_kernels\n"
     "import numpy as np, tensorflow as tf\n"
     "rng = np.random.default_rng(0)\n"
     "a, b = rng.normal(size=(16, 60)), rng.normal(size=(60, 60))\n"
@@ -191,6 +166,7 @@ KERNEL_PROBE = (
     "    out_backprop=tf.constant(g, tf.float32), strides=[1, 1, 1, 1],\n"
     "    padding='SAME').numpy()\n"
     "print(json.dumps({{'onednn': onednn_enabled(),\n"
+    "    'kernels': tensorflow_kernels(),\n"
     "    'variables': [os.environ.get(k) for k in\n"
     "                  ('TF_ENABLE_ONEDNN_OPTS', 'ONEDNN_MAX_CPU_ISA',\n"
     "                   'TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL')],\n"
@@ -206,14 +182,18 @@ BOOK = {
 SGEMM = {"TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "1"}
 KERNEL_CASES = {
     "default": ("", {}),
-    "default_again": ("", {}),
     "reader_sets_onednn": ("", {"TF_ENABLE_ONEDNN_OPTS": "1"}),
     "reader_caps_sse41": ("", {"ONEDNN_MAX_CPU_ISA": "SSE41"}),
     "reader_lifts_the_cap": ("", {"ONEDNN_MAX_CPU_ISA": "ALL"}),
     # TensorFlow's own default: Eigen hands its matrix products to oneDNN.
     "sgemm": ("", SGEMM),
     "sgemm_sse41": ("", {**SGEMM, "ONEDNN_MAX_CPU_ISA": "SSE41"}),
-    "tensorflow_first": ("import tensorflow\n", {}),
+    # With the log level helpers sets: the plain import's notices are the
+    # contrast for helpers' muted one (the test at the top of this file).
+    "tensorflow_first": (
+        "import tensorflow\n",
+        {"TF_CPP_MIN_LOG_LEVEL": "3"},
+    ),
     "tensorflow_first_with_book_settings": ("import tensorflow\n", BOOK),
 }
 
@@ -227,7 +207,8 @@ def run_kernel_probe(before: str = "", **extra: str) -> dict:
         timeout=TIMEOUT,
     )
     assert process.returncode == 0, process.stderr
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    probe = json.loads(process.stdout.strip().splitlines()[-1])
+    return {**probe, "stderr": process.stderr}
 
 
 @pytest.fixture(scope="module")
@@ -298,10 +279,16 @@ def test_tensorflow_imported_first_with_the_books_settings_is_not_warned_about(
 
 
 def test_the_book_settings_give_the_same_bits_in_every_process(kernel_probes):
-    assert (
-        kernel_probes["default"]["product"]
-        == kernel_probes["default_again"]["product"]
-    )
+    # Three interpreters that each chose the book's kernels in their own way:
+    # helpers alone, TensorFlow first with the book's variables already set,
+    # and this one (pytest imported helpers first: tests/conftest.py).
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(16, 60)), rng.normal(size=(60, 60))
+    here = tf.matmul(tf.constant(a, tf.float32), tf.constant(b, tf.float32))
+    first = kernel_probes["tensorflow_first_with_book_settings"]["product"]
+    assert kernel_probes["default"]["product"] == first
+    if tensorflow_kernels() == kernel_probes["default"]["kernels"]:
+        assert here.numpy().tobytes().hex() == first
 
 
 def test_with_the_books_kernels_no_isa_cap_changes_a_matrix_product(
