@@ -380,3 +380,26 @@ def test_cpu_vector_extensions_reads_the_flags_line(tmp_path):
     cpuinfo.write_text("flags\t\t: fpu sse4_1 avx\n")
     assert cpu_vector_extensions(cpuinfo) == []
     assert cpu_vector_extensions(tmp_path / "missing") is None
+
+
+def test_importing_helpers_puts_the_imported_modules_out_of_the_collectors_reach():
+    """helpers freezes what its imports made (helpers/__init__.py), so full
+    collections skip TensorFlow's modules, while new garbage is still
+    collected."""
+    import gc
+
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 100_000
+    frozen = {id(o) for o in gc.get_objects()}  # the collector's generations
+    assert id(tf.matmul) not in frozen
+
+    class Cycle:
+        pass
+
+    first = Cycle()
+    first.other = Cycle()
+    first.other.other = first
+    gc.collect()
+    assert gc.collect() == 0
+    del first
+    assert gc.collect() >= 2
