@@ -51,6 +51,7 @@ from helpers.validation import check_int, check_seed
 
 __all__ = [
     "fit_compiled",
+    "learning_curves",
     "epoch_orders",
     "FastKerasClassifier",
     "make_classifier",
@@ -368,9 +369,162 @@ def fit_compiled(
     >>> len(history["loss"])
     3
     """
+    return _train(
+        model, X, y, epochs=epochs, batch_size=batch_size, seed=seed
+    )
+
+
+def learning_curves(
+    model: keras.Model,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int | None = None,
+    held_out: dict | None = None,
+) -> dict[str, list[float]]:
+    """Train as :func:`fit_compiled` does, scoring the model with dropout off after every epoch.
+
+    The training is :func:`fit_compiled`'s, step for step: the same
+    shuffles, batches and dropout masks, so the trained weights are the same
+    bits (tests/test_training.py).  After each epoch the model as it stands
+    predicts each set of ``held_out`` in inference mode (dropout off), as
+    ``fit(validation_data=...)`` does for its one validation set.  That
+    costs two compiled calls per epoch (training, then scoring every set)
+    instead of one call per fit: 300 epochs of the hidden-dropout network on
+    156 Sonar rows, scored on the training and validation rows, took 1.3 s
+    here, against 25 s for ``fit`` with a scoring callback (session 18,
+    Intel Xeon).
+
+    Parameters
+    ----------
+    model, X, y, epochs, batch_size, seed
+        As in :func:`fit_compiled`.
+    held_out
+        ``{name: (X_set, y_set)}``: sets to score after each epoch (the
+        training rows themselves may be one of them).  The model must have
+        been compiled with a loss Keras can look up by name or function, and
+        have one output: one sigmoid unit (labels 0/1) or one unit per class
+        (integer labels).
+
+    Returns
+    -------
+    dict
+        ``fit_compiled``'s history (``"loss"`` and ``"accuracy"``, averaged
+        over each epoch's batches with dropout on), plus ``"{name}_loss"``
+        and ``"{name}_accuracy"`` for each held-out set, one value per epoch.
+
+    Examples
+    --------
+    >>> from helpers.models import build_baseline
+    >>> X = np.random.default_rng(0).random((40, 60), dtype=np.float32)
+    >>> y = (X[:, 0] > 0.5).astype("float32")
+    >>> curves = learning_curves(
+    ...     build_baseline(), X[:30], y[:30], epochs=3, batch_size=16,
+    ...     seed=0, held_out={"val": (X[30:], y[30:])},
+    ... )
+    >>> sorted(curves), len(curves["val_loss"])
+    (['accuracy', 'loss', 'val_accuracy', 'val_loss'], 3)
+    """
+    held_out = {} if held_out is None else held_out
+    if not isinstance(held_out, dict):
+        raise TypeError(
+            "held_out must be a dict {name: (X, y)}; got "
+            f"{type(held_out).__name__}"
+        )
+    sets = {}
+    for name, pair in held_out.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"held_out's names must be non-empty strings; got {name!r}"
+            )
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise ValueError(
+                f"held_out[{name!r}] must be a pair (X, y); got "
+                f"{type(pair).__name__}"
+            )
+        X_set = np.asarray(pair[0], dtype=np.float32)
+        y_set = np.asarray(pair[1])
+        if X_set.ndim != 2 or len(X_set) == 0 or len(y_set) != len(X_set):
+            raise ValueError(
+                f"held_out[{name!r}] must be a non-empty 2-D X and a y with "
+                f"one label per row; got shapes {X_set.shape} and "
+                f"{y_set.shape}"
+            )
+        sets[name] = (X_set, y_set)
+    try:
+        loss = keras.losses.get(getattr(model, "loss", None))
+    except (ValueError, TypeError):
+        loss = None
+    if loss is None and getattr(model, "compiled", False):
+        raise ValueError(
+            "learning_curves needs a model compiled with a loss Keras can "
+            f"look up by name or function; got {model.loss!r}"
+        )
+    curves = defaultdict(list)
+    inputs = tuple(X_set for X_set, _ in sets.values())
+    labels = tuple(
+        y_set.astype(np.float32).reshape(len(y_set), -1)
+        for _, y_set in sets.values()
+    )
+    scorer = []
+
+    def score(trained):
+        # One compiled call per epoch for every set: called eagerly, the
+        # model and its loss cost about 10 ms per set and epoch, four
+        # times the epoch's training.
+        if not scorer:
+            import tensorflow as tf
+
+            @tf.function(jit_compile=False)
+            def predict_and_score(inputs, labels):
+                outputs = []
+                for X_set, y_set in zip(inputs, labels):
+                    p = trained(X_set, training=False)
+                    if p.shape[-1] != 1:
+                        y_set = y_set[:, 0]
+                    outputs.append((keras.ops.mean(loss(y_set, p)), p))
+                return outputs
+
+            scorer.append(predict_and_score)
+        outputs = scorer[0](inputs, labels)
+        for name, (_, y_set), (value, p) in zip(sets, sets.values(), outputs):
+            p = p.numpy()
+            guess = p[:, 0] > 0.5 if p.shape[-1] == 1 else p.argmax(axis=1)
+            curves[f"{name}_loss"].append(float(value))
+            curves[f"{name}_accuracy"].append(
+                float(np.mean(guess == y_set.reshape(-1)))
+            )
+
+    history = _train(
+        model,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        after_epoch=score,
+        caller="learning_curves",
+    )
+    return {**history, **curves}
+
+
+def _train(
+    model,
+    X,
+    y,
+    *,
+    epochs,
+    batch_size,
+    seed,
+    after_epoch=None,
+    caller="fit_compiled",
+):
+    """fit_compiled's work; ``after_epoch(trained)`` is called after every epoch."""
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(
-            "fit_compiled drives a TensorFlow graph; the Keras backend is "
+            f"{caller} drives a TensorFlow graph; the Keras backend is "
             f"{keras.backend.backend()!r}. Use model.fit on other backends."
         )
     epochs = check_int("epochs", epochs, minimum=1)
@@ -387,7 +541,7 @@ def fit_compiled(
         )
     if not getattr(model, "compiled", False):
         raise ValueError(
-            "fit_compiled needs a compiled model (call model.compile first)"
+            f"{caller} needs a compiled model (call model.compile first)"
         )
 
     # Create the optimizer's and metrics' variables outside the compiled
@@ -400,12 +554,21 @@ def fit_compiled(
     if template is not model:
         _copy_state(model, template)
     with _graph_optimizer_off():
-        history = run(X, y, orders)
+        if after_epoch is None:
+            history = [values.numpy() for values in run(X, y, orders)]
+        else:
+            # One epoch per call of the same graph: the same steps, shuffles
+            # and dropout masks as one call over every epoch.
+            per_epoch = []
+            for e in range(epochs):
+                per_epoch.append(
+                    [v.numpy() for v in run(X, y, orders[e : e + 1])]
+                )
+                after_epoch(template)
+            history = [np.concatenate(v) for v in zip(*per_epoch)]
     if template is not model:
         _copy_state(template, model)
-    return {
-        name: values.numpy().tolist() for name, values in zip(names, history)
-    }
+    return {name: values.tolist() for name, values in zip(names, history)}
 
 
 class FastKerasClassifier(KerasClassifier):

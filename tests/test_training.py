@@ -40,6 +40,7 @@ from helpers.training import (
     TrainOnFraction,
     epoch_orders,
     fit_compiled,
+    learning_curves,
     make_classifier,
     seed_keras,
 )
@@ -1054,3 +1055,146 @@ def test_retracing_warnings_are_dropped_only_for_the_books_training_functions(
         None,
     )
     assert _DropDriverRetracingWarning().filter(record) is kept
+
+
+# --------------------------------------------------------------------------- learning_curves
+
+
+def inference_scores(model, X, y):
+    """Loss and accuracy of the model's inference-mode predictions, computed here."""
+    p = keras.ops.convert_to_numpy(model(X, training=False))
+    if p.shape[-1] == 1:
+        loss = keras.losses.binary_crossentropy(y[:, None], p)
+        guess = p[:, 0] > 0.5
+    else:
+        loss = keras.losses.sparse_categorical_crossentropy(y, p)
+        guess = p.argmax(axis=1)
+    return float(np.mean(keras.ops.convert_to_numpy(loss))), float(
+        np.mean(guess == y)
+    )
+
+
+def test_learning_curves_train_exactly_as_fit_compiled(toy):
+    X, y = toy
+    curved, plain = twin_models(build_hidden_dropout)
+    curves = learning_curves(
+        curved,
+        X[:40],
+        y[:40],
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        seed=4,
+        held_out={"val": (X[40:], y[40:])},
+    )
+    history = fit_compiled(
+        plain, X[:40], y[:40], epochs=EPOCHS, batch_size=BATCH, seed=4
+    )
+    for a, b in zip(curved.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert curves["loss"] == history["loss"]
+    assert curves["accuracy"] == history["accuracy"]
+    assert sorted(curves) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+
+
+def test_learning_curves_score_every_epoch_with_dropout_off(toy):
+    # Epoch e's scores are those of the model trained for e epochs (the
+    # first e shuffles of a seed do not depend on how many follow), predicted
+    # in inference mode.  Dropout 0.5 on the inputs makes training-mode
+    # predictions differ, so scoring with dropout on would fail this.
+    X, y = toy
+    held = {"train": (X[:40], y[:40]), "val": (X[40:], y[40:])}
+    build = dict(input_dropout=0.5, hidden_dropout=0.5)
+    keras.utils.set_random_seed(5)
+    curves = learning_curves(
+        build_mlp(**build),
+        X[:40],
+        y[:40],
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        seed=4,
+        held_out=held,
+    )
+    for epochs in range(1, EPOCHS + 1):
+        keras.utils.set_random_seed(5)
+        model = build_mlp(**build)
+        fit_compiled(
+            model, X[:40], y[:40], epochs=epochs, batch_size=BATCH, seed=4
+        )
+        for name, (X_set, y_set) in held.items():
+            loss, accuracy = inference_scores(model, X_set, y_set)
+            assert curves[f"{name}_loss"][epochs - 1] == pytest.approx(
+                loss, rel=1e-5
+            )
+            assert curves[f"{name}_accuracy"][epochs - 1] == accuracy
+    assert len(set(curves["val_loss"])) == EPOCHS  # it moved every epoch
+
+
+@pytest.mark.parametrize("name", ["mlp-dropout", "cnn"])
+def test_learning_curves_score_many_classes(images, name):
+    X, y = images
+    builder, kwargs = MULTICLASS[name]
+    keras.utils.set_random_seed(2)
+    model = builder(**kwargs)
+    curves = learning_curves(
+        model,
+        X[:40],
+        y[:40],
+        epochs=2,
+        batch_size=BATCH,
+        seed=1,
+        held_out={"val": (X[40:], y[40:])},
+    )
+    loss, accuracy = inference_scores(model, X[40:], y[40:])
+    assert curves["val_loss"][-1] == pytest.approx(loss, rel=1e-5)
+    assert curves["val_accuracy"][-1] == accuracy
+
+
+@pytest.mark.parametrize(
+    "held_out, error, match",
+    [
+        ([("val", None)], TypeError, "held_out must be a dict"),
+        ({"": "pair"}, ValueError, "non-empty strings"),
+        ({"val": [1, 2]}, ValueError, r"held_out\['val'\] must be a pair"),
+        ({"val": ("X", "y", "z")}, ValueError, "must be a pair"),
+        (
+            "shapes",
+            ValueError,
+            r"held_out\['val'\].*shapes \(10, 60\) and \(9,\)",
+        ),
+        ("1-D", ValueError, r"non-empty 2-D X.*shapes \(10,\)"),
+    ],
+)
+def test_learning_curves_name_what_is_wrong_with_held_out(
+    toy, held_out, error, match
+):
+    X, y = toy
+    if held_out == "shapes":
+        held_out = {"val": (X[:10], y[:9])}
+    elif held_out == "1-D":
+        held_out = {"val": (X[:10, 0], y[:10])}
+    with pytest.raises(error, match=match):
+        learning_curves(
+            build_baseline(),
+            X,
+            y,
+            epochs=1,
+            batch_size=BATCH,
+            held_out=held_out,
+        )
+
+
+def test_learning_curves_name_themselves_in_fit_compileds_checks(toy):
+    X, y = toy
+    uncompiled = keras.Sequential(
+        [keras.Input((60,)), keras.layers.Dense(1, activation="sigmoid")]
+    )
+    with pytest.raises(ValueError, match="learning_curves needs a compiled"):
+        learning_curves(uncompiled, X, y, epochs=1, batch_size=BATCH)
+    with pytest.raises(ValueError, match="epochs"):
+        learning_curves(build_baseline(), X, y, epochs=0, batch_size=BATCH)
+    per_output = keras.Sequential(
+        [keras.Input((60,)), keras.layers.Dense(1, name="out")]
+    )
+    per_output.compile(optimizer="sgd", loss={"out": "binary_crossentropy"})
+    with pytest.raises(ValueError, match="a loss Keras can look up"):
+        learning_curves(per_output, X, y, epochs=1, batch_size=BATCH)
