@@ -4,6 +4,7 @@ Binder) pin the same versions."""
 from __future__ import annotations
 
 import re
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -75,3 +76,16 @@ def test_installed_version_is_the_pinned_one(name, pinned):
     assert installed == pinned, (
         f"{name}: installed {installed}, pinned {pinned}"
     )
+
+
+def test_WORKAROUND_nbformat_does_not_load_rfc3987_syntax():
+    """jsonschema is pinned before 4.25 (requirements.txt): from 4.25 on, importing it
+    imports rfc3987-syntax, which builds its parsers at import (1.2 s in every process
+    that loads nbformat, every pytest run among them, through nbval).
+
+    IF THIS TEST FAILS, the installed jsonschema imports rfc3987_syntax again: check
+    the pin, or, if upstream now imports it lazily, drop the pin.
+    """
+    import nbformat.validator  # noqa: F401  (pytest has usually loaded it already)
+
+    assert "rfc3987_syntax" not in sys.modules
