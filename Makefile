@@ -109,8 +109,10 @@ chromium:
 # kernel holds TensorFlow; side by side, each notebook trains on its share of
 # the cores (chapters/conftest.py sets DROPOUT_BOOK_N_JOBS: here one process,
 # its kernel, instead of two worker processes per notebook queueing for the
-# same two cores).
-NBVAL_OPTIONS := -n auto --maxprocesses 4 --dist loadfile
+# same two cores).  Notebooks start longest first (chapters/conftest.py orders
+# them by their stored run time; --no-loadscope-reorder keeps that order
+# instead of xdist's, by number of cells).
+NBVAL_OPTIONS := -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 test-notebooks: $(KERNEL)
 	$(BIN)/python -m pytest --nbval chapters/ $(NBVAL_OPTIONS)
 

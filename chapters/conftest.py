@@ -29,9 +29,11 @@ the numbers they plot are.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -182,8 +184,55 @@ def pytest_report_header(config):
     return f"chapters: training outputs checked by the notebooks' bands, not exactly: {reason}"
 
 
+def stored_run_seconds(path: Path) -> float:
+    """How long the notebook's stored run took: its code cells' recorded times, summed.
+
+    ``make execute`` (nbclient) records when each cell started and finished
+    in the cell's metadata; a notebook without such records counts as 0.
+    """
+    notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    total = 0.0
+    for cell in notebook.get("cells", []):
+        times = cell.get("metadata", {}).get("execution", {})
+        start = times.get("iopub.execute_input")
+        end = times.get("shell.execute_reply")
+        if start and end:
+            total += (
+                datetime.fromisoformat(end) - datetime.fromisoformat(start)
+            ).total_seconds()
+    return total
+
+
+def longest_stored_run_first(items) -> None:
+    """Order the collected cells by notebook, the notebook whose stored run took longest first.
+
+    pytest-xdist hands each worker the next notebook in collection order
+    when its current one is nearly done (``--dist loadfile`` with
+    ``--no-loadscope-reorder``, the Makefile's options).  Started last, the
+    longest notebook (chapter 7, about a third of the work) ran on alone for
+    about a minute with the other core idle (session 18, ``vmstat``);
+    started first, the others fill the second core meanwhile.  Each
+    notebook's cells keep their order (the sort is stable).
+    """
+    seconds: dict = {}
+
+    def key(item):
+        path = Path(item.path)
+        if path not in seconds:
+            seconds[path] = (
+                stored_run_seconds(path) if path.suffix == ".ipynb" else 0.0
+            )
+        return -seconds[path], str(path)
+
+    items.sort(key=key)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
+    if getattr(config.option, "nbval", False) or getattr(
+        config.option, "nbval_lax", False
+    ):
+        longest_stored_run_first(items)
     if getattr(config, "_book_exact_reason", "no") is not None:
         return
     if not getattr(config.option, "nbval", False):

@@ -303,3 +303,68 @@ def test_the_share_reaches_helpers_under_the_name_it_reads():
     from helpers.cv import N_JOBS_VARIABLE
 
     assert conftest.N_JOBS_VARIABLE == N_JOBS_VARIABLE
+
+
+# ------------------------------------------------------------- which notebook starts first
+
+
+def timed_notebook(path: Path, cell_seconds) -> Path:
+    """A notebook whose code cells carry nbclient's records of a run of these lengths."""
+    notebook = nbformat.v4.new_notebook()
+    for i, seconds in enumerate(cell_seconds):
+        cell = nbformat.v4.new_code_cell(f"x = {i}")
+        if seconds is not None:
+            cell.metadata["execution"] = {
+                "iopub.execute_input": "2026-11-30T19:31:38.500000Z",
+                "shell.execute_reply": (
+                    f"2026-11-30T19:{31 + int(seconds) // 60:02d}:"
+                    f"{38 + int(seconds) % 60:02d}.500000Z"
+                ),
+            }
+        notebook.cells.append(cell)
+    notebook.cells.append(nbformat.v4.new_markdown_cell("text"))
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_stored_run_seconds_adds_up_the_recorded_cells(tmp_path):
+    path = timed_notebook(tmp_path / "a.ipynb", [1, None, 20])
+    assert conftest.stored_run_seconds(path) == pytest.approx(21.0)
+    assert conftest.stored_run_seconds(
+        timed_notebook(tmp_path / "b.ipynb", [None])
+    ) == pytest.approx(0.0)
+
+
+def test_notebooks_start_longest_stored_run_first(tmp_path):
+    class Cell:  # what the ordering reads of a collected nbval item
+        def __init__(self, path, index):
+            self.path, self.index = path, index
+
+    short = timed_notebook(tmp_path / "01_short.ipynb", [2, 3])
+    long = timed_notebook(tmp_path / "07_long.ipynb", [15, 1])
+    middle = timed_notebook(tmp_path / "05_middle.ipynb", [9])
+    items = [
+        Cell(path, i)
+        for path in (short, middle, long)
+        for i in range(len(nbformat.read(path, as_version=4).cells) - 1)
+    ]
+    conftest.longest_stored_run_first(items)
+    assert [(item.path.name, item.index) for item in items] == [
+        ("07_long.ipynb", 0),
+        ("07_long.ipynb", 1),
+        ("05_middle.ipynb", 0),
+        ("01_short.ipynb", 0),
+        ("01_short.ipynb", 1),
+    ]
+
+
+def test_the_chapters_start_with_the_longest_stored_run():
+    # What make test-notebooks hands out first: the chapter whose stored run
+    # took longest (chapter 7 at the time of writing), whatever its name.
+    chapters = sorted((ROOT / "chapters").glob("*.ipynb"))
+    seconds = {path: conftest.stored_run_seconds(path) for path in chapters}
+    assert all(value > 0 for value in seconds.values()), seconds
+    items = [type("Cell", (), {"path": path})() for path in chapters]
+    conftest.longest_stored_run_first(items)
+    assert items[0].path == max(seconds, key=seconds.get)
+    assert "--no-loadscope-reorder" in makefile_nbval_options()
