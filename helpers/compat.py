@@ -19,9 +19,11 @@ patch SciKeras in place so the change is visible, local and tested
 tied the whole book to a two-year-old scikit-learn.
 
 A second SciKeras bug leaves TensorFlow's op determinism switched on for the
-rest of the process; see :func:`_pin_op_determinism_state` below.  And one
+rest of the process; see :func:`_pin_op_determinism_state` below.  One
 TensorFlow performance bug makes every new variable cost half a millisecond;
-see :func:`_share_variable_handle_kernels`.
+see :func:`_share_variable_handle_kernels`.  And a few TensorFlow kernels
+estimate reciprocals with instructions whose last bits differ between CPU
+makers; see :func:`_divide_where_tensorflow_estimates_reciprocals`.
 """
 
 from __future__ import annotations
@@ -99,6 +101,108 @@ def _share_variable_handle_kernels() -> bool:
 
 
 _share_variable_handle_kernels()
+
+
+def _divide_where_tensorflow_estimates_reciprocals() -> bool:
+    """Make the book's TensorFlow training use only correctly rounded arithmetic;
+    return whether this call installed the workaround.
+
+    Workaround for TensorFlow 2.21 (and the Eigen it is built with): a few
+    CPU kernels compute ``1 / x`` and ``1 / sqrt(x)`` from the x86
+    instructions ``rcpps`` and ``rsqrtps`` plus one Newton step instead of a
+    division (Eigen's ``preciprocal`` and ``prsqrt`` under
+    ``EIGEN_FAST_MATH``).  Those instructions are estimates whose last bits
+    the CPU's maker chooses, so the results differ between CPUs: on 200,000
+    random inputs ``tf.math.reciprocal`` disagreed with ``1 / x`` on about
+    a third, and the hashes of its output, ``tf.nn.softmax``'s and a
+    sigmoid cross-entropy gradient's differed between this AMD EPYC (Zen 4)
+    and the same binary under QEMU (session 19).  Training amplifies such a
+    last bit: chapter 1's network ended another loss in the eighth digit
+    than on the Intel Xeon that had stored it, and chapter 4's dropout
+    networks other predictions.  The ops the book's networks meet:
+
+    * the gradients of ``Log1p`` (every sigmoid output's cross-entropy,
+      which Keras computes from the logits) and ``Log``: TensorFlow
+      multiplies by ``reciprocal(x)``; here they divide;
+    * ``softmax`` (multi-class outputs): TensorFlow's kernel multiplies by
+      an estimated reciprocal of the sum; here it divides;
+    * batch normalization: ``tf.nn.batch_normalization`` scales by
+      ``rsqrt(variance + epsilon)``; here by ``1 / sqrt(...)``.
+
+    Division and square root are correctly rounded by IEEE 754 on every
+    CPU, so these give the same bits everywhere.  The gradients are swapped
+    in TensorFlow's gradient registry (a private table: TensorFlow offers
+    no public way to replace a registered gradient), the other two in
+    Keras' TensorFlow backend, where Keras' ``softmax`` and
+    ``BatchNormalization`` look them up when called.
+    tests/test_compat.py checks each against correctly rounded arithmetic
+    (TensorFlow's own kernels fail those checks).
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import nn as keras_tf_nn
+    from tensorflow.python.framework import ops
+
+    if getattr(keras_tf_nn.softmax, "_divides", False):
+        return False
+    registry = ops._gradient_registry._registry  # {op type: {"type": fn}}
+
+    def quotient(a, b):
+        # a / b, written (-a) / (-b), the same number in IEEE arithmetic:
+        # in a graph, Grappler (TensorFlow's graph optimizer) turns a division
+        # of a constant of ones into Reciprocal and x / sqrt(y) into
+        # x * rsqrt(y), the very estimates avoided here; it leaves this alone
+        # (tests/test_compat.py checks in graphs too).
+        return tf.math.negative(a) / tf.math.negative(b)
+
+    def log_gradient(op, grad):
+        return quotient(grad, op.inputs[0])
+
+    def log1p_gradient(op, grad):
+        return quotient(grad, 1 + op.inputs[0])
+
+    registry["Log"]["type"] = log_gradient
+    registry["Log1p"]["type"] = log1p_gradient
+
+    def softmax(x, axis=-1):
+        logits = x
+        x = tf.convert_to_tensor(x)
+        flat = axis is None
+        if flat:
+            x, axis = tf.reshape(x, [-1]), -1
+        exps = tf.exp(x - tf.reduce_max(x, axis=axis, keepdims=True))
+        output = quotient(exps, tf.reduce_sum(exps, axis=axis, keepdims=True))
+        if flat:
+            output = tf.reshape(output, tf.shape(logits))
+        # (what Keras' cross-entropy looks for to work from the logits)
+        output._keras_logits = logits
+        return output
+
+    def batch_normalization(
+        x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3
+    ):
+        if axis != -1:
+            shape = [1] * len(x.shape)
+            shape[axis] = mean.shape[0]
+            mean, variance = (
+                tf.reshape(mean, shape),
+                tf.reshape(variance, shape),
+            )
+            offset = None if offset is None else tf.reshape(offset, shape)
+            scale = None if scale is None else tf.reshape(scale, shape)
+        # tf.nn.batch_normalization's formula, with a division for its rsqrt
+        inv = quotient(tf.ones_like(variance), tf.sqrt(variance + epsilon))
+        if scale is not None:
+            inv = inv * scale
+        shift = -mean * inv if offset is None else offset - mean * inv
+        return x * tf.cast(inv, x.dtype) + tf.cast(shift, x.dtype)
+
+    softmax._divides = True
+    keras_tf_nn.softmax = softmax
+    keras_tf_nn.batch_normalization = batch_normalization
+    return True
+
+
+_divide_where_tensorflow_estimates_reciprocals()
 
 
 class KerasClassifier(_SciKerasClassifier):

@@ -275,3 +275,157 @@ def test_a_graph_keeps_its_variable_labels():
         op for op in graph.get_operations() if op.type == "VarHandleOp"
     ]
     assert [op.get_attr("debug_name") for op in handles] == [b"labelled/"]
+
+
+# helpers.compat._divide_where_tensorflow_estimates_reciprocals: the book's
+# TensorFlow training uses correctly rounded division where TensorFlow's
+# kernels estimate reciprocals (rcpps/rsqrtps), whose last bits differ
+# between CPU makers.  Each check below compares with IEEE 754 arithmetic
+# done by NumPy; TensorFlow's own kernels fail it.
+
+
+def positive_floats(n=100_000, seed=0):
+    return np.random.default_rng(seed).uniform(0.01, 10, n).astype("float32")
+
+
+def test_UPSTREAM_BUG_tensorflow_estimates_reciprocals():
+    import tensorflow as tf
+
+    x = positive_floats()
+    exact = np.float32(1) / x
+    assert np.mean(tf.math.reciprocal(x).numpy() != exact) > 0.01
+    logits = np.random.default_rng(1).normal(0, 4, (10_000, 10))
+    logits = logits.astype("float32")
+    exps = tf.exp(logits - logits.max(axis=1, keepdims=True)).numpy()
+    divided = exps / exps.sum(axis=1, keepdims=True, dtype="float32")
+    assert not np.array_equal(tf.nn.softmax(logits).numpy(), divided)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_log_and_log1p_gradients_divide(graph):
+    import tensorflow as tf
+
+    x = tf.constant(positive_floats())
+
+    def gradients(x):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            log, log1p = tf.math.log(x), tf.math.log1p(x)
+        return tape.gradient(log, x), tape.gradient(log1p, x)
+
+    if graph:
+        gradients = tf.function(gradients)
+    of_log, of_log1p = gradients(x)
+    x = x.numpy()
+    np.testing.assert_array_equal(of_log.numpy(), np.float32(1) / x)
+    np.testing.assert_array_equal(
+        of_log1p.numpy(), np.float32(1) / (np.float32(1) + x)
+    )
+
+
+def in_graph_or_eagerly(function, graph):
+    import tensorflow as tf
+
+    return tf.function(function) if graph else function
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_a_sigmoid_outputs_cross_entropy_gradient_divides(graph):
+    """Keras computes it from the logits, log1p(exp(-|z|)) among its terms;
+    in a graph as fit_compiled runs it, the mean over the batch included."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    z = tf.constant(rng.normal(0, 4, (16, 1)).astype("float32"))
+    y = (rng.random((16, 1)) < 0.5).astype("float32")
+
+    def gradient(z):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            p = keras.activations.sigmoid(z)
+            loss = tf.reduce_mean(keras.losses.binary_crossentropy(y, p))
+        return tape.gradient(loss, z)
+
+    got = in_graph_or_eagerly(gradient, graph)(z).numpy()
+    # TensorFlow's sigmoid_cross_entropy_with_logits, differentiated by hand
+    # in its own order of operations, with log1p(u)' = 1 / (1 + u) divided.
+    zn = z.numpy()
+    e = tf.exp(-tf.abs(z)).numpy()
+    n = np.float32(1 / 16)
+    d_log1p = (-n) / (-(np.float32(1) + e))
+    sign = np.sign(zn).astype("float32")
+    expected = (n * (zn > 0) - n * y) + d_log1p * e * -sign
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    # The factor itself must be that division, bit for bit.
+    x = tf.constant(e)
+
+    def log1p_gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = tf.math.log1p(x) * n
+        return tape.gradient(out, x)
+
+    np.testing.assert_array_equal(
+        in_graph_or_eagerly(log1p_gradient, graph)(x).numpy(), d_log1p
+    )
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_softmax_divides_and_keeps_its_logits_for_the_loss(graph):
+    import keras
+    import tensorflow as tf
+
+    logits = np.random.default_rng(1).normal(0, 4, (10_000, 10))
+    logits = logits.astype("float32")
+    out = in_graph_or_eagerly(keras.ops.softmax, graph)(logits)
+    exps = tf.exp(logits - logits.max(axis=1, keepdims=True)).numpy()
+    sums = tf.reduce_sum(exps, axis=1, keepdims=True).numpy()
+    np.testing.assert_array_equal(out.numpy(), exps / sums)
+    flat = keras.ops.softmax(logits[:3], axis=None).numpy()
+    exps = tf.exp(logits[:3] - logits[:3].max()).numpy()
+    np.testing.assert_array_equal(flat, exps / tf.reduce_sum(exps).numpy())
+    layer = keras.layers.Activation("softmax")
+    np.testing.assert_array_equal(layer(logits).numpy(), exps_all(logits))
+    # Keras' cross-entropy still works from the logits.
+    out = keras.ops.softmax(logits)
+    assert out._keras_logits is logits
+    labels = np.eye(10, dtype="float32")[np.arange(10_000) % 10]
+    np.testing.assert_array_equal(
+        keras.losses.categorical_crossentropy(labels, out).numpy(),
+        keras.losses.categorical_crossentropy(
+            labels, logits, from_logits=True
+        ).numpy(),
+    )
+
+
+def exps_all(logits):
+    import tensorflow as tf
+
+    exps = tf.exp(logits - logits.max(axis=1, keepdims=True)).numpy()
+    return exps / tf.reduce_sum(exps, axis=1, keepdims=True).numpy()
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_batch_normalization_divides(graph):
+    import keras
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(2, 3, (64, 20)).astype("float32")
+    layer = keras.layers.BatchNormalization()
+    layer.build(x.shape)
+    gamma, beta, mean, variance = (
+        rng.uniform(0.5, 2, 20).astype("float32") for _ in range(4)
+    )
+    layer.set_weights([gamma, beta, mean, variance])
+    infer = in_graph_or_eagerly(lambda x: layer(x, training=False), graph)
+    inv = np.float32(1) / np.sqrt(variance + np.float32(layer.epsilon))
+    inv = inv * gamma
+    np.testing.assert_array_equal(
+        infer(x).numpy(), x * inv + (beta - mean * inv)
+    )
+    # In training it normalises by the batch's own moments: mean 0, sd 1.
+    trained = layer(x, training=True).numpy()
+    np.testing.assert_allclose(
+        (trained - beta) / gamma, (x - x.mean(0)) / x.std(0), atol=2e-3
+    )
