@@ -1,7 +1,9 @@
 """How nbval checks the chapters' stored outputs: exactly where the book's numbers reproduce.
 
-The book fixes TensorFlow's CPU kernels (``helpers/__init__.py``), so with the
-pinned packages a seed prints the same numbers on every x86-64 Linux machine.
+The book fixes TensorFlow's CPU kernels (``helpers/__init__.py``) and replaces
+the few estimated reciprocals in them with divisions (``helpers/compat.py``),
+so with the pinned packages a seed prints the same numbers on every x86-64
+Linux machine.
 There, ``pytest --nbval chapters/`` compares *every* cell's stored text output
 with a fresh execution, including the training-dependent cells marked
 ``# NBVAL_IGNORE_OUTPUT``, down to the last printed digit.  Only cells tagged

@@ -47,6 +47,13 @@ import warnings
 # besides).  What it costs in speed is measured by `make bench` (README,
 # "Reproducibility"); for matrices this small Eigen's kernel costs about
 # what sgemm does.  Tested in tests/test_environment.py.
+#
+# A fourth source of difference is in TensorFlow's kernels themselves, whatever
+# these settings: a few estimate reciprocals with instructions whose last bits
+# the CPU's maker chooses (an AMD EPYC Zen 4 trained chapter 1's network to
+# another loss than the Intel Xeon, session 19).  helpers.compat replaces those
+# estimates with divisions in every process that imports helpers
+# (_divide_where_tensorflow_estimates_reciprocals).
 BOOK_KERNEL_SETTINGS = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
