@@ -62,39 +62,35 @@ def trained(build, X, y, epochs, batch_size=16):
     return model
 
 
-def batch_normalized():
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(60,)),
-            layers.Dense(60, activation="relu"),
-            layers.BatchNormalization(),
-            layers.Dropout(0.2),
-            layers.Dense(1, activation="sigmoid"),
-        ]
-    )
+def compiled(stack, loss, learning_rate):
+    model = keras.Sequential(stack)
     model.compile(
-        loss="binary_crossentropy",
-        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=loss,
+        optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
         metrics=["accuracy"],
     )
     return model
+
+
+def batch_normalized():
+    stack = [
+        keras.Input(shape=(60,)),
+        layers.Dense(60, activation="relu"),
+        layers.BatchNormalization(),
+        layers.Dropout(0.2),
+        layers.Dense(1, activation="sigmoid"),
+    ]
+    return compiled(stack, "binary_crossentropy", 0.1)
 
 
 def softmax_network():
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(64,)),
-            layers.Dense(64, activation="relu"),
-            layers.Dropout(0.3),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(
-        loss="sparse_categorical_crossentropy",
-        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-        metrics=["accuracy"],
-    )
-    return model
+    stack = [
+        keras.Input(shape=(64,)),
+        layers.Dense(64, activation="relu"),
+        layers.Dropout(0.3),
+        layers.Dense(10, activation="softmax"),
+    ]
+    return compiled(stack, "sparse_categorical_crossentropy", 0.05)
 
 
 def main() -> None:
