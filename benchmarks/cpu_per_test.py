@@ -12,7 +12,7 @@ work.  For every test (a notebook cell, under nbval) it records the wall
 clock, the processor time of the pytest process that ran it, and that of
 the child processes it started and waited for (``subprocess.run``: fresh
 interpreters, nbval's kernels).  At the end it prints the totals per file,
-largest first, and the tests that cost most.
+largest processor time first, and the tests that cost most.
 
 Not counted: processes that outlive the test that started them, such as
 joblib's reusable worker pool and Dask's workers, and Jupyter kernels while
@@ -84,15 +84,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
         totals[2] += r["children"]
     terminalreporter.section("processor time per file (seconds)")
     write(f"{'wall':>8} {'pytest':>8} {'children':>8}  file")
-    for name, (wall, own, children) in sorted(
-        per_file.items(), key=lambda kv: -(kv[1][1] + kv[1][2] + kv[1][0])
-    ):
+    rows = sorted(per_file.items(), key=lambda kv: -(kv[1][1] + kv[1][2]))
+    rows.append(("all", [sum(column) for column in zip(*per_file.values())]))
+    for name, (wall, own, children) in rows:
         write(f"{wall:8.1f} {own:8.1f} {children:8.1f}  {name}")
-    write(
-        f"{sum(v[0] for v in per_file.values()):8.1f} "
-        f"{sum(v[1] for v in per_file.values()):8.1f} "
-        f"{sum(v[2] for v in per_file.values()):8.1f}  all"
-    )
     terminalreporter.section("the 20 tests that cost most (seconds)")
     write(f"{'wall':>8} {'pytest':>8} {'children':>8}  test")
     for r in sorted(records, key=lambda r: -(r["own"] + r["children"]))[:20]:

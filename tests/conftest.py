@@ -28,9 +28,8 @@ def _environment_left_as_found():
     before = dict(os.environ)
     yield
     after = dict(os.environ)
-    for name in ("PYTEST_CURRENT_TEST",):  # (pytest's own)
-        before.pop(name, None)
-        after.pop(name, None)
+    before.pop("PYTEST_CURRENT_TEST", None)  # (pytest's own)
+    after.pop("PYTEST_CURRENT_TEST", None)
     changed = sorted(
         name
         for name in before.keys() | after.keys()

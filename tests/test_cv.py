@@ -404,7 +404,7 @@ def test_single_process_run_leaves_the_callers_threads_alone(sonar):
     assert after == before
 
 
-def test_workers_tolerate_tensorflow_graph_memory(monkeypatch):
+def test_the_worker_setup_raises_lokys_memory_threshold(monkeypatch):
     # loky restarts a worker whose memory grew past _MAX_MEMORY_LEAK_SIZE;
     # TensorFlow's graphs grow it legitimately, so helpers.cv raises the
     # threshold in each worker it configures.  The function on its own here
