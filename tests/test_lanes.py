@@ -439,13 +439,18 @@ def _one_step_by_autodiff(model, x, y, masks, learning_rate):
         {"n_classes": 3, "hidden_units": (8,), "input_dropout": 0.3},
     ],
 )
-def test_a_step_with_dropout_is_autodiffs_step_with_the_same_masks(kw):
+@pytest.mark.parametrize("n_rows", [13, 12])
+def test_a_step_with_dropout_is_autodiffs_step_with_the_same_masks(
+    kw, n_rows
+):
     """One step of a lane, dropout on, equals TensorFlow autodiff's step with
     the masks the lane drew for its rows, to float32 rounding: the masks sit
     on the right rows and units, are scaled by 1 / (1 - rate) and stop the
-    gradient where they drop."""
+    gradient where they drop.  A batch of 13 rows is padded to whole row
+    blocks (its masks are moved into place); one of 12 is not (its masks are
+    drawn straight into place)."""
     n_classes = kw.get("n_classes", 2)
-    X, y = data(13, n_classes=n_classes)  # one batch of 13 rows
+    X, y = data(n_rows, n_classes=n_classes)  # one batch
     kw = {**kw, "momentum": 0.0, "learning_rate": 0.5}
     _check_a_step_with_dropout(network(2, **kw), network(2, **kw), X, y)
 
@@ -718,6 +723,39 @@ def test_masks_drawn_at_once_are_the_stream_of_one_draw_per_epoch_and_layer():
     assert len(got) == len(expected)
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+    # drawn into given arrays (views of a wider block), the same masks
+    block = np.zeros((epochs, n_rows + 2, sum(widths) + 1), bool)
+    columns = np.cumsum([0, *widths])
+    out = [block[:, :n_rows, a:b] for a, b in zip(columns, columns[1:])]
+    lanes._lane_masks(
+        np.random.default_rng([7, 1]), n_rows, epochs, widths, rates, out=out
+    )
+    for a, b in zip(out, expected):
+        np.testing.assert_array_equal(a, b)
+    assert not block[:, n_rows:].any() and not block[..., -1].any()
+
+
+def test_scratch_memory_is_kept_grown_and_per_thread():
+    import threading
+
+    first = lanes._scratch_array("test", (4, 5), np.float32)
+    again = lanes._scratch_array("test", (2, 3), np.bool_)
+    assert again.shape == (2, 3) and again.dtype == np.bool_
+    assert np.shares_memory(first, again)  # kept from the call before
+    bigger = lanes._scratch_array("test", (30, 40), np.float32)
+    assert bigger.shape == (30, 40) and not np.shares_memory(first, bigger)
+    assert np.shares_memory(
+        bigger, lanes._scratch_array("test", (4, 5), np.float32)
+    )
+    elsewhere = {}
+
+    def other_thread():
+        elsewhere["array"] = lanes._scratch_array("test", (4, 5), np.float32)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(elsewhere["array"], bigger)
 
 
 def test_each_lane_has_its_own_masks_and_reproduces_from_its_seed():
