@@ -432,24 +432,34 @@ def test_the_worker_setup_raises_lokys_memory_threshold(monkeypatch):
 def test_local_workers_are_configured_when_they_start():
     # compute_on(None) gives loky an initializer: a task that does not call
     # _configure_worker itself still finds one TensorFlow thread and the raised
-    # memory threshold in its worker.
+    # memory threshold in its worker.  And the worker processes, where
+    # cross_validate_model trains, run the book's TensorFlow kernels
+    # (helpers/__init__.py; tests/test_environment.py for this process).
     from joblib import Parallel, delayed
 
     from helpers import cv
+    from helpers.environment import tensorflow_kernels
 
     def settings(_):
         import tensorflow as tf
         from joblib.externals.loky import process_executor
 
+        from helpers.environment import tensorflow_kernels
+
         return (
             tf.config.threading.get_intra_op_parallelism_threads(),
             tf.config.threading.get_inter_op_parallelism_threads(),
             process_executor._MAX_MEMORY_LEAK_SIZE,
+            tensorflow_kernels(),
         )
 
     with cv.compute_on(None, n_jobs=2):
         found = Parallel()(delayed(settings)(i) for i in range(4))
-    assert set(found) == {(1, 1, cv.WORKER_MEMORY_GROWTH_LIMIT)}
+    kernels = tensorflow_kernels()
+    assert kernels.startswith(
+        "onednn ops off (TF_ENABLE_ONEDNN_OPTS=0), eigen contraction"
+    )
+    assert set(found) == {(1, 1, cv.WORKER_MEMORY_GROWTH_LIMIT, kernels)}
     from joblib.externals.loky import process_executor
 
     assert (

@@ -244,24 +244,27 @@ class DiesInWorker(ClassifierMixin, BaseEstimator):
         return np.full(len(X), self.majority_)
 
 
-def test_a_worker_that_dies_mid_search_is_a_clear_error(sonar):
+def test_a_worker_that_dies_mid_search_is_a_clear_error(
+    sonar, cluster, client, monkeypatch
+):
     """The second candidate kills its worker: the search stops with WorkerLostError, no hang.
 
-    The scheduler gives up on the first death here (allowed-failures 0) so the
-    test takes seconds; with the default (3) it retries the task on other
-    workers first.
+    The scheduler gives up on the first death here (its allowed failures set
+    to 0, the setting distributed.scheduler.allowed-failures gives it at
+    start) so the test takes seconds; with the default (3) it retries the
+    task on other workers first.  The module's cluster, not one of its own
+    (whose two workers would cost two more TensorFlow imports, about 5 s of
+    processor time each): hence this test is the file's last, and it waits
+    for the dead worker's replacement so that the cluster closes whole.
     """
-    import dask
-
+    monkeypatch.setattr(cluster.scheduler, "allowed_failures", 0)
     search = make_search(DiesInWorker(), {"depth": [1, 2]}, n_splits=3)
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with (
-            local_cluster() as cluster,
-            distributed.Client(cluster, set_as_default=False) as client,
-        ):
-            with pytest.raises(
-                WorkerLostError,
-                match="a Dask worker died while running a task",
-            ):
-                run_search(search, sonar.X, sonar.y, scheduler=client)
+    before = set(client.scheduler_info()["workers"])
+    with pytest.raises(
+        WorkerLostError,
+        match="a Dask worker died while running a task",
+    ):
+        run_search(search, sonar.X, sonar.y, scheduler=client)
     assert not hasattr(search, "best_params_")
+    client.wait_for_workers(2, timeout=120)
+    assert set(client.scheduler_info()["workers"]) != before  # one replaced
