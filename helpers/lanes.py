@@ -77,12 +77,16 @@ MASK_BYTES_PER_CALL = 128 * 1024**2
 _MASK_STREAM = 0xD0
 # The masks and the random numbers they are drawn from are written into
 # memory kept from one call to the next (one block per thread, since Dask
-# runs tasks in threads).  Memory of this size is handed back to the
-# operating system when freed, and on the virtual machines the book is
-# tested on, touching it again a few seconds later costs 1.4-2.4 ms per MB
-# (the host takes the pages back): 0.2-0.3 s for a 128 MB block of masks,
-# against 3 ms to refill a block already in use.  (Session 21, a 128 MB
-# array: 180 ms allocated after 3 s of rest, 44 ms straight away.)
+# runs tasks in threads): at most MASK_BYTES_PER_CALL of masks (more only
+# when one epoch's masks alone are more) and _DRAW_BYTES of random numbers.
+# Memory of this size is handed back to the operating system when freed,
+# and on the virtual machines the book is tested on, touching it again a
+# few seconds later costs 1.4-2.4 ms per MB (the host takes the pages
+# back): 0.2-0.3 s for a 128 MB block of masks, against 3 ms to refill a
+# block already in use.  (Session 21: a 128 MB array took 180 ms to fill
+# after 3 s of rest, 44 ms straight away; chapter 5, run as a script in one
+# process, went from 144 to 118 s, its system time from 10.7 to 2.9 s.)
+_DRAW_BYTES = 16 * 1024**2
 _scratch = threading.local()
 
 
@@ -362,28 +366,32 @@ def _lane_masks(
     """One epoch at a time, one dropout layer at a time, one row at a time: the same
     stream whatever the batching, the padding or the other lanes.
 
-    Drawn in one call: an epoch's numbers are its first layer's rows, then
-    its second layer's, and so on, exactly as one call per epoch and layer
-    would draw them.  Returns one boolean array of shape ``(epochs, n_rows,
+    Drawn several epochs per call: an epoch's numbers are its first layer's
+    rows, then its second layer's, and so on, exactly as one call per epoch
+    and layer would draw them.  Returns one boolean array of shape ``(epochs, n_rows,
     width)`` per layer, written into ``out``'s arrays (views into the
     lanes' block of masks) when given.
     """
-    draws = _scratch_array(
-        "draws", (epochs, n_rows * sum(widths)), np.float32
-    )
-    rng.random(dtype=np.float32, out=draws)
-    masks, start = [], 0
-    for j, (w, rate) in enumerate(zip(widths, rates)):
-        block = draws[:, start : start + n_rows * w]
-        masks.append(
+    per_epoch = n_rows * sum(widths)
+    if out is None:
+        out = [np.empty((epochs, n_rows, w), dtype=bool) for w in widths]
+    # A few epochs at a time, so that the random numbers' block stays small;
+    # the generator's stream runs on from one call to the next.
+    step = max(1, _DRAW_BYTES // max(4 * per_epoch, 1))
+    for first in range(0, epochs, step):
+        last = min(epochs, first + step)
+        draws = _scratch_array("draws", (last - first, per_epoch), np.float32)
+        rng.random(dtype=np.float32, out=draws)
+        start = 0
+        for w, rate, layer in zip(widths, rates, out):
+            block = draws[:, start : start + n_rows * w]
             np.greater_equal(
-                block.reshape(epochs, n_rows, w),
+                block.reshape(last - first, n_rows, w),
                 np.float32(rate),
-                out=None if out is None else out[j],
+                out=layer[first:last],
             )
-        )
-        start += n_rows * w
-    return masks
+            start += n_rows * w
+    return list(out)
 
 
 def _padded(n: int, block: int) -> int:

@@ -707,7 +707,9 @@ def test_masks_keep_units_at_the_rates_probability():
     assert np.abs(mask.mean(axis=(0, 2)) - 0.7).max() < 0.073
 
 
-def test_masks_drawn_at_once_are_the_stream_of_one_draw_per_epoch_and_layer():
+def test_masks_drawn_at_once_are_the_stream_of_one_draw_per_epoch_and_layer(
+    monkeypatch,
+):
     """A lane's masks are one generator's numbers taken epoch by epoch and,
     within an epoch, layer by layer; drawing them in one call keeps that."""
     rates, widths, n_rows, epochs = [0.2, 0.5, 0.1], [7, 3, 5], 11, 4
@@ -733,6 +735,13 @@ def test_masks_drawn_at_once_are_the_stream_of_one_draw_per_epoch_and_layer():
     for a, b in zip(out, expected):
         np.testing.assert_array_equal(a, b)
     assert not block[:, n_rows:].any() and not block[..., -1].any()
+    # and drawn one epoch per call (random numbers' block of 4 bytes)
+    monkeypatch.setattr(lanes, "_DRAW_BYTES", 4)
+    got = lanes._lane_masks(
+        np.random.default_rng([7, 1]), n_rows, epochs, widths, rates
+    )
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_scratch_memory_is_kept_grown_and_per_thread():
