@@ -84,8 +84,9 @@ _MASK_STREAM = 0xD0
 # few seconds later costs 1.4-2.4 ms per MB (the host takes the pages
 # back): 0.2-0.3 s for a 128 MB block of masks, against 3 ms to refill a
 # block already in use.  (Session 21: a 128 MB array took 180 ms to fill
-# after 3 s of rest, 44 ms straight away; chapter 5, run as a script in one
-# process, went from 144 to 118 s, its system time from 10.7 to 2.9 s.)
+# after 3 s of rest, 44 ms straight away.  Chapter 5, run as a script in one
+# process, spent 3-4 s of system time instead of 11-12; its wall-clock time
+# moved by 0-4%, within this host's drift.)
 _DRAW_BYTES = 16 * 1024**2
 _scratch = threading.local()
 
@@ -368,9 +369,9 @@ def _lane_masks(
 
     Drawn several epochs per call: an epoch's numbers are its first layer's
     rows, then its second layer's, and so on, exactly as one call per epoch
-    and layer would draw them.  Returns one boolean array of shape ``(epochs, n_rows,
-    width)`` per layer, written into ``out``'s arrays (views into the
-    lanes' block of masks) when given.
+    and layer would draw them.  Returns one boolean array of shape
+    ``(epochs, n_rows, width)`` per layer, written into ``out``'s arrays
+    (views into the lanes' block of masks) when given.
     """
     per_epoch = n_rows * sum(widths)
     if out is None:
