@@ -452,10 +452,11 @@ def _patches(h, buffer, bs, conv):
     column's patch rows), indexed from 0: an index Numba cannot prove
     non-negative gets NumPy's wrap-around arithmetic on every access, which
     also keeps LLVM from turning the copy into vector moves.  Through views,
-    this function and :func:`_add_back_patches` took half as long (session
-    22, AMD EPYC, sampled with ``perf`` against the unchanged matrix
-    products: from 24% to 11% of a step of chapter 7's convolutional
-    network), and a whole step about 15% less.
+    this function and :func:`_add_back_patches` take a third of the time
+    they took (session 22, AMD EPYC, sampled with ``perf`` and read against
+    the unchanged matrix products: from 24% of a step of chapter 7's
+    convolutional network to 10% of the shorter step), and a whole step
+    about 15% less.
     """
     height, width, channels = conv[2], conv[3], conv[6]
     kh, kw, n_columns = conv[8], conv[9], conv[10]
